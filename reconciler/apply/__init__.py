@@ -1,0 +1,1 @@
+"""Carrying out a plan through the ZFS port."""

@@ -1,0 +1,69 @@
+"""Names we own: build and parse side by side.
+
+- snapshot: `<prefix><UTC time as YYYYMMDDTHHMMSSZ>`, e.g. `zr_20261126T041500Z`
+- hold tag: `<prefix><policy>:<target>`, e.g. `zr_home:offsite`
+- replication cursor bookmark: `<snapshot>_<target>`, e.g. `zr_20261126T041500Z_offsite`
+
+Anything else is foreign: observed, usable as an incremental base, never destroyed or released.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from functools import lru_cache
+
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+_TIME_LENGTH = 16  # len("20261126T041500Z")
+
+
+def format_time(epoch: int) -> str:
+    return time.strftime(TIME_FORMAT, time.gmtime(epoch))
+
+
+def snapshot_name(prefix: str, epoch: int) -> str:
+    return prefix + format_time(epoch)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_time(text: str) -> int | None:
+    if len(text) != _TIME_LENGTH or text[8] != "T" or text[15] != "Z":
+        return None
+    digits = text[:8] + text[9:15]
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    year, month, day = int(text[0:4]), int(text[4:6]), int(text[6:8])
+    hour, minute, second = int(text[9:11]), int(text[11:13]), int(text[13:15])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+
+
+def snapshot_time(prefix: str, name: str) -> int | None:
+    """The time in a managed snapshot's name, or None when the name is not ours."""
+    if not name.startswith(prefix):
+        return None
+    return _parse_time(name[len(prefix):])
+
+
+def is_managed_snapshot(prefix: str, name: str) -> bool:
+    return snapshot_time(prefix, name) is not None
+
+
+def hold_tag(prefix: str, policy: str, target: str) -> str:
+    return f"{prefix}{policy}:{target}"
+
+
+def cursor_bookmark(snapshot: str, target: str) -> str:
+    return f"{snapshot}_{target}"
+
+
+def parse_cursor_bookmark(prefix: str, target: str, bookmark: str) -> str | None:
+    """The snapshot name a cursor bookmark of `target` was made from, or None if not ours."""
+    suffix = "_" + target
+    if not bookmark.endswith(suffix):
+        return None
+    snapshot = bookmark[: -len(suffix)]
+    return snapshot if is_managed_snapshot(prefix, snapshot) else None

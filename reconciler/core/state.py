@@ -1,0 +1,121 @@
+"""Observed state: what a pass saw on each host, as frozen values.
+
+Owned here: `Version` (a snapshot or bookmark), `FilesystemState`, `HostState`, `Observed`,
+and `ResumeToken` (a decoded `receive_resume_token`). Produced by the zfs layer's observers
+(the real driver or the in-memory model) and consumed by the pure planner.
+
+Versions of a filesystem are kept ordered by createtxg (never by name or time). A snapshot and
+a bookmark made from it share GUID and createtxg; in that case the snapshot sorts first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class VersionKind(StrEnum):
+    SNAPSHOT = "snapshot"
+    BOOKMARK = "bookmark"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One snapshot (`fs@name`) or bookmark (`fs#name`) of a filesystem."""
+
+    kind: VersionKind
+    name: str  # the short name, after '@' or '#'
+    guid: int
+    createtxg: int
+    creation: int  # UNIX seconds, as ZFS reports it (informational: never used for order)
+    written: int = 0  # bytes written between the previous snapshot and this one (0 for bookmarks)
+    holds: frozenset[str] = frozenset()  # hold tags (snapshots only)
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.kind is VersionKind.SNAPSHOT
+
+    @property
+    def sigil(self) -> str:
+        return "@" if self.kind is VersionKind.SNAPSHOT else "#"
+
+    def full_name(self, filesystem: str) -> str:
+        return f"{filesystem}{self.sigil}{self.name}"
+
+
+def sort_versions(versions: Iterable[Version]) -> tuple[Version, ...]:
+    """Versions in createtxg order, snapshots before bookmarks of the same txg, then by name."""
+    return tuple(sorted(versions, key=lambda v: (v.createtxg, v.kind is VersionKind.BOOKMARK, v.name)))
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeToken:
+    """A decoded `receive_resume_token` left by an interrupted `zfs receive -s`."""
+
+    token: str
+    to_guid: int
+    to_name: str  # full snapshot name on the sender, e.g. "tank/home@zr_20261126T041500Z"
+    from_guid: int | None = None  # None for a full stream
+    bytes_received: int = 0
+    raw: bool = False
+
+
+class FilesystemKind(StrEnum):
+    FILESYSTEM = "filesystem"
+    VOLUME = "volume"
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemState:
+    """A filesystem or zvol and its versions as observed."""
+
+    name: str
+    versions: tuple[Version, ...] = ()  # createtxg order (see sort_versions)
+    kind: FilesystemKind = FilesystemKind.FILESYSTEM
+    written: int = 0  # bytes written since the newest snapshot: > 0 means modified
+    resume_token: ResumeToken | None = None
+    encrypted: bool = False
+
+    @property
+    def snapshots(self) -> tuple[Version, ...]:
+        return tuple(v for v in self.versions if v.kind is VersionKind.SNAPSHOT)
+
+    @property
+    def bookmarks(self) -> tuple[Version, ...]:
+        return tuple(v for v in self.versions if v.kind is VersionKind.BOOKMARK)
+
+    def newest_snapshot(self) -> Version | None:
+        for version in reversed(self.versions):
+            if version.kind is VersionKind.SNAPSHOT:
+                return version
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """One host as observed in a pass. `error` set means it could not be observed."""
+
+    host: str
+    filesystems: Mapping[str, FilesystemState] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+    def filesystem(self, name: str) -> FilesystemState | None:
+        return self.filesystems.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Everything a pass observed, by host name."""
+
+    hosts: Mapping[str, HostState]
+
+    def host(self, name: str) -> HostState:
+        state = self.hosts.get(name)
+        if state is None:
+            return HostState(host=name, error="host was not observed")
+        return state

@@ -1,0 +1,1 @@
+"""The control loop (`reconcile watch`): watcher, timers, locking, status."""

@@ -1,0 +1,1 @@
+"""The boundary to the `zfs` command: the port, its in-memory model, typed errors."""

@@ -1,0 +1,78 @@
+"""The ZFS port: the operations the executor and observers need from one host.
+
+Two implementations: the in-memory model (`zfs/model.py`, for unit tests) and the real driver
+(the next layer, running `zfs` through a command runner). The same contract tests run against
+both. Every operation either succeeds or raises a `reconciler.zfs.errors.ZFSError` subclass.
+
+Names: `filesystem` is a full dataset name (`tank/home`); `snapshot` and `bookmark` are short
+names without sigil (`zr_20261126T041500Z`); `version` is a short name with its sigil
+(`@snap` or `#mark`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.state import HostState
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What to send: a full stream, an incremental (`-i` / `-I`), or a resume (`-t`)."""
+
+    filesystem: str
+    to_snapshot: str | None  # short name; None only when resuming from a token
+    from_version: str | None = None  # "@snap" or "#mark"; None for a full stream
+    intermediates: bool = False  # -I instead of -i
+    resume_token: str | None = None
+    options: SendOptions = SendOptions()
+
+
+class SendStream(Protocol):
+    """An opaque stream produced by `ZFS.send` and consumed by `ZFS.receive` of another host."""
+
+
+class ZFS(Protocol):
+    """The zfs operations of one host."""
+
+    @property
+    def host(self) -> str: ...
+
+    def observe(self) -> HostState:
+        """Every filesystem, volume, snapshot and bookmark, in one listing."""
+        ...
+
+    def snapshot(self, filesystems: Sequence[str], name: str) -> None:
+        """One atomic `zfs snapshot fs1@name fs2@name ...` (one createtxg)."""
+        ...
+
+    def send(self, request: SendRequest) -> SendStream: ...
+
+    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
+        """`zfs receive -s -u [-F] [-o P=V] [-x P] filesystem` from a stream of another host."""
+        ...
+
+    def abort_resume(self, filesystem: str) -> None:
+        """`zfs receive -A filesystem`."""
+        ...
+
+    def hold(self, filesystem: str, snapshot: str, tag: str) -> None: ...
+
+    def release(self, filesystem: str, snapshot: str, tag: str) -> None: ...
+
+    def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None: ...
+
+    def destroy(self, filesystem: str, versions: Sequence[str]) -> None:
+        """Destroy `@snap` / `#mark` versions of one filesystem; snapshots all-or-nothing."""
+        ...
+
+    def rollback(self, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
+        """`zfs rollback [-r] filesystem@snapshot`."""
+        ...
+
+    def create(self, filesystem: str, parents: bool = True) -> None:
+        """`zfs create [-p] filesystem`."""
+        ...
