@@ -30,6 +30,7 @@ class Version:
     createtxg: int
     creation: int  # UNIX seconds, as ZFS reports it (informational: never used for order)
     written: int = 0  # bytes written between the previous snapshot and this one (0 for bookmarks)
+    referenced: int = 0  # bytes the snapshot refers to (a full stream's size, roughly)
     holds: frozenset[str] = frozenset()  # hold tags (snapshots only)
 
     @property

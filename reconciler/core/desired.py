@@ -1,0 +1,138 @@
+"""Desired state: the validated manifests turned into the plain values the planner works on.
+
+Owned here: `PolicyIntent` and `TargetIntent` (what must exist where, per policy and target),
+built by `intents()` from `reconciler.manifest` models. Pure; called by the planner once per
+pass. Keeping the pydantic models out of the planner's inner loops keeps them fast and lets
+the planner's tests build intents directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.filters import FilesystemFilter
+from reconciler.core.names import hold_tag, snapshot_time
+from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.retention import GridRule, LastNRule, RegexRule, Rule
+from reconciler.manifest.cron import CronSchedule
+from reconciler.manifest.loader import Manifests
+from reconciler.manifest.models import InitialReplication, Policy, Protection
+
+
+@dataclass(frozen=True, slots=True)
+class TargetIntent:
+    name: str
+    host: str
+    root: str
+    rules: tuple[Rule, ...]  # empty: keep everything managed
+    protection: Protection
+    initial_replication: InitialReplication
+    send_options: SendOptions
+    receive_options: ReceiveOptions
+    allow_rollback: bool
+    allow_full_resync: bool
+    hold_tag: str
+
+    def target_filesystem(self, source_filesystem: str) -> str:
+        return f"{self.root}/{source_filesystem}"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIntent:
+    name: str
+    source_host: str
+    filter: FilesystemFilter
+    prefix: str
+    interval: int | None
+    cron: CronSchedule | None
+    include: tuple[re.Pattern[str], ...]
+    rules: tuple[Rule, ...]  # empty: keep everything managed
+    targets: tuple[TargetIntent, ...]
+
+    def snapshot_time(self, name: str) -> int | None:
+        """The time in a managed snapshot's name; None for a foreign snapshot."""
+        return snapshot_time(self.prefix, name)
+
+    def is_replicated(self, name: str) -> bool:
+        """Managed snapshots, and foreign ones that `snapshots.include` names."""
+        if snapshot_time(self.prefix, name) is not None:
+            return True
+        return any(pattern.search(name) for pattern in self.include)
+
+    def owns_hold(self, tag: str) -> bool:
+        return tag.startswith(f"{self.prefix}{self.name}:")
+
+
+def intents(manifests: Manifests, only: Collection[str] | None = None) -> tuple[PolicyIntent, ...]:
+    """One intent per policy (sorted by name), limited to `only` when given."""
+    return tuple(
+        policy_intent(policy)
+        for name, policy in sorted(manifests.policies.items())
+        if only is None or name in only
+    )
+
+
+def policy_intent(policy: Policy) -> PolicyIntent:
+    spec = policy.spec
+    name = policy.metadata.name
+    prefix = spec.snapshots.prefix
+    targets = tuple(
+        TargetIntent(
+            name=target.name,
+            host=target.host,
+            root=target.root.rstrip("/"),
+            rules=retention_rules(target.retention),
+            protection=Protection(target.protection),
+            initial_replication=InitialReplication(target.initial_replication),
+            send_options=SendOptions(
+                raw=target.send.raw,
+                compressed=target.send.compressed,
+                large_blocks=target.send.large_blocks,
+                embedded_data=target.send.embedded_data,
+                properties=target.send.properties,
+            ),
+            receive_options=ReceiveOptions(
+                override=tuple(sorted(target.receive.properties.override.items())),
+                inherit=tuple(target.receive.properties.inherit),
+            ),
+            allow_rollback=target.receive.allow_rollback,
+            allow_full_resync=target.receive.allow_full_resync,
+            hold_tag=hold_tag(prefix, name, target.name),
+        )
+        for target in sorted(spec.replication, key=lambda t: t.name)
+    )
+    return PolicyIntent(
+        name=name,
+        source_host=spec.source.host,
+        filter=FilesystemFilter.from_mapping(spec.source.filesystems),
+        prefix=prefix,
+        interval=spec.snapshots.interval,
+        cron=spec.snapshots.cron,
+        include=tuple(re.compile(p) for p in spec.snapshots.include),
+        rules=retention_rules(spec.retention),
+        targets=targets,
+    )
+
+
+def retention_rules(retention: Any) -> tuple[Rule, ...]:
+    """The manifest's `retention.keep` list as core rules; None keeps everything."""
+    if retention is None:
+        return ()
+    return tuple(_rule(item) for item in retention.keep)
+
+
+def _rule(item: Any) -> Rule:
+    if getattr(item, "grid", None) is not None:
+        return GridRule(grid=item.grid)
+    if getattr(item, "last_n", None) is not None:
+        return LastNRule(count=item.last_n)
+    return RegexRule(pattern=re.compile(item.regex))
+
+
+def source_filesystems(intent: PolicyIntent, names: Sequence[str]) -> list[str]:
+    """The filesystems of the source host the policy selects, sorted (parents first)."""
+    matches = intent.filter.matches
+    return sorted(name for name in names if matches(name))

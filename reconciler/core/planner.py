@@ -1,0 +1,240 @@
+"""The planner: (manifests, observed state, now) → Plan. Pure and deterministic.
+
+Owned here: `plan()` and the source side of each policy — which filesystems it selects, whether
+its schedule is due (one atomic snapshot call per policy and host, at most one per pass), and
+the source retention batch, which runs after the sends, bookmarks and releases it depends on.
+The target side of each (filesystem, target) pair is `core/replication.py`.
+
+Policies are planned in name order, filesystems in name order (parents before children),
+targets in name order; action ids follow that order, so the same inputs give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from reconciler.core.builder import PlanBuilder
+from reconciler.core.desired import PolicyIntent, intents, source_filesystems
+from reconciler.core.names import format_time, snapshot_name
+from reconciler.core.plan import (
+    DestroyAction,
+    Notice,
+    NoticeKind,
+    Plan,
+    Reason,
+    SnapshotAction,
+)
+from reconciler.core.replication import (
+    PENDING_TXG,
+    SourceFilesystem,
+    plan_target,
+    retention_message,
+)
+from reconciler.core.retention import evaluate
+from reconciler.core.schedule import is_due
+from reconciler.core.state import FilesystemState, HostState, Observed, Version, VersionKind
+from reconciler.manifest.loader import Manifests
+
+
+def plan(
+    manifests: Manifests, observed: Observed, now: int, policies: Collection[str] | None = None
+) -> Plan:
+    """The plan that converges the observed hosts towards the manifests at time `now`."""
+    return plan_intents(intents(manifests, policies), observed, now)
+
+
+def plan_intents(policies: Sequence[PolicyIntent], observed: Observed, now: int) -> Plan:
+    builder = PlanBuilder()
+    for intent in policies:
+        _plan_policy(builder, intent, observed, now)
+    return builder.build(now)
+
+
+def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed, now: int) -> None:
+    host = observed.host(intent.source_host)
+    if not host.reachable:
+        builder.notice(
+            Notice(
+                NoticeKind.HOST_UNREACHABLE,
+                host=intent.source_host,
+                message=f"source host {intent.source_host} could not be observed ({host.error}); "
+                f"policy {intent.name} does nothing in this pass",
+                policy=intent.name,
+            )
+        )
+        return
+    names = source_filesystems(intent, list(host.filesystems))
+    if not names:
+        builder.notice(
+            Notice(
+                NoticeKind.SOURCE_FILESYSTEM_MISSING,
+                host=intent.source_host,
+                message=f"no filesystem on {intent.source_host} matches policy {intent.name}",
+                policy=intent.name,
+            )
+        )
+        return
+    states = [host.filesystems[name] for name in names]
+    snapshot_id, pending_name = _schedule(builder, intent, states, now)
+    replicated = frozenset(names)
+    for state in states:
+        source = _source_filesystem(intent, state, pending_name, snapshot_id, now)
+        for target in intent.targets:
+            plan_target(builder, source, target, observed.host(target.host), replicated)
+        _source_retention(builder, source)
+
+
+def _schedule(
+    builder: PlanBuilder, intent: PolicyIntent, states: Sequence[FilesystemState], now: int
+) -> tuple[int | None, str | None]:
+    """One atomic snapshot of every selected filesystem when the schedule is due."""
+    if intent.interval is None and intent.cron is None:
+        return None, None
+    newest = [_newest_managed_time(intent, state) for state in states]
+    due = [is_due(n, now, interval=intent.interval, cron=intent.cron) for n in newest]
+    if not any(due):
+        return None, None
+    name = snapshot_name(intent.prefix, now)
+    filesystems = tuple(
+        state.name for state in states
+        if not any(v.name == name and v.is_snapshot for v in state.versions)
+    )
+    if not filesystems:
+        return None, None
+    known = [n for n in newest if n is not None]
+    if intent.interval is not None:
+        every = f"every {_duration(intent.interval)}"
+    else:
+        every = f"cron '{intent.cron.text if intent.cron else ''}'"
+    since = f"newest managed snapshot is from {format_time(max(known))}" if known else (
+        "no managed snapshot yet"
+    )
+    snapshot_id = builder.add(
+        SnapshotAction,
+        host=intent.source_host,
+        policy=intent.name,
+        target=None,
+        filesystems=filesystems,
+        name=name,
+        reason=Reason.SCHEDULE_DUE,
+        message=f"{every}; {since}",
+    )
+    return snapshot_id, name
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _newest_managed_time(intent: PolicyIntent, state: FilesystemState) -> int | None:
+    newest: int | None = None
+    for version in state.versions:
+        if version.is_snapshot:
+            when = intent.snapshot_time(version.name)
+            if when is not None and (newest is None or when > newest):
+                newest = when
+    return newest
+
+
+def _source_filesystem(
+    intent: PolicyIntent,
+    state: FilesystemState,
+    pending_name: str | None,
+    snapshot_id: int | None,
+    now: int,
+) -> SourceFilesystem:
+    pending: Version | None = None
+    versions = state.versions
+    if pending_name is not None and not any(
+        v.name == pending_name and v.is_snapshot for v in versions
+    ):
+        newest = state.newest_snapshot()
+        pending = Version(
+            VersionKind.SNAPSHOT,
+            pending_name,
+            guid=0,
+            createtxg=PENDING_TXG,
+            creation=now,
+            written=state.written,
+            referenced=(newest.referenced if newest else 0) + state.written,
+        )
+        versions = (*versions, pending)
+    return SourceFilesystem(
+        intent=intent,
+        host=intent.source_host,
+        name=state.name,
+        state=state,
+        versions=versions,
+        pending=pending,
+        snapshot_action=snapshot_id if pending is not None else None,
+    )
+
+
+def _source_retention(builder: PlanBuilder, source: SourceFilesystem) -> None:
+    """Destroy the source snapshots no rule keeps, except what replication still needs."""
+    intent = source.intent
+    if not intent.rules:
+        return
+    managed = [
+        (v.name, when)
+        for v in source.versions
+        if v.is_snapshot and (when := intent.snapshot_time(v.name)) is not None
+    ]
+    if not managed:
+        return
+    managed.sort(key=lambda item: (item[1], item[0]))
+    result = evaluate(intent.rules, managed)
+    if not result.destroyed:
+        return
+    if source.withheld:
+        builder.notice(
+            Notice(
+                NoticeKind.DESTROYS_WITHHELD,
+                host=source.host,
+                message=f"no snapshot of {source.name} is destroyed in this pass: "
+                + "; ".join(source.withheld),
+                policy=intent.name,
+                filesystem=source.name,
+            )
+        )
+        return
+    newest_managed = max(managed, key=lambda item: (item[1], item[0]))[0]
+    by_name = {v.name: v for v in source.versions if v.is_snapshot}
+    by_reason: dict[Reason, list[str]] = {}
+    for name, reason in result.destroyed:
+        if name in source.protected or name == newest_managed:
+            continue
+        version = by_name[name]
+        remaining = (set(version.holds) - source.released.get(name, set())) | (
+            source.holds_after.get(name, set())
+        )
+        if remaining:
+            foreign = sorted(t for t in remaining if not intent.owns_hold(t))
+            if foreign:
+                builder.notice(
+                    Notice(
+                        NoticeKind.DESTROYS_WITHHELD,
+                        host=source.host,
+                        message=f"{source.name}@{name} is held by {', '.join(foreign)}; "
+                        "it is not destroyed",
+                        policy=intent.name,
+                        filesystem=source.name,
+                    )
+                )
+            continue
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in sorted(by_reason.items()):
+        builder.add(
+            DestroyAction,
+            host=source.host,
+            policy=intent.name,
+            target=None,
+            filesystem=source.name,
+            versions=tuple("@" + n for n in names),
+            reason=reason,
+            message=retention_message(reason, len(names), f"policy {intent.name}"),
+            depends_on=tuple(source.destroy_deps),
+        )

@@ -1,0 +1,749 @@
+"""Replication of one source filesystem to one target: the part of the plan between them.
+
+Owned here: `SourceFilesystem` (one source filesystem while the planner works on it, with what
+its targets ask it to keep) and `plan_target` (resume or abort a partial receive, find the common
+base, pick the snapshots the target wants, add the send steps, the cursor bookmark, the holds,
+the target's retention destroys, or report a conflict). Pure; called by `core/planner.py`.
+
+Safety, decided here from observed state:
+- a target that cannot be observed gets no action; the source keeps what it may still need;
+- no target snapshot is destroyed or rolled back unless retention owns it or the policy allows;
+- the newest common snapshot is never destroyed on either side unless a bookmark of it stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.core.builder import PlanBuilder
+from reconciler.core.desired import PolicyIntent, TargetIntent
+from reconciler.core.incremental import (
+    CommonBase,
+    SendStep,
+    find_common_base,
+    send_steps,
+    versions_after,
+)
+from reconciler.core.names import cursor_bookmark, parse_cursor_bookmark
+from reconciler.core.plan import (
+    AbortResumeAction,
+    BookmarkAction,
+    Conflict,
+    ConflictKind,
+    CreateParentAction,
+    DestroyAction,
+    HoldAction,
+    Notice,
+    NoticeKind,
+    Reason,
+    ReceiveOptions,
+    ReleaseAction,
+    RollbackAction,
+    SendAction,
+    SendMode,
+)
+from reconciler.core.retention import evaluate
+from reconciler.core.state import (
+    FilesystemState,
+    HostState,
+    Version,
+    VersionKind,
+)
+from reconciler.manifest.models import InitialReplication, Protection
+
+PENDING_TXG = 1 << 62  # sorts after every observed createtxg
+
+
+@dataclass(slots=True)
+class SourceFilesystem:
+    """One source filesystem while it is planned, and what its targets ask it to keep."""
+
+    intent: PolicyIntent
+    host: str
+    name: str
+    state: FilesystemState
+    versions: tuple[Version, ...]  # observed, plus the snapshot this pass takes (pending)
+    pending: Version | None = None
+    snapshot_action: int | None = None
+    protected: set[str] = field(default_factory=set)  # snapshots no destroy may touch
+    withheld: list[str] = field(default_factory=list)  # why all destroys are withheld
+    destroy_deps: list[int] = field(default_factory=list)
+    holds_after: dict[str, set[str]] = field(default_factory=dict)  # tags kept or added
+    released: dict[str, set[str]] = field(default_factory=dict)  # tags released in this pass
+
+    def snapshot_named(self, name: str) -> Version | None:
+        for version in reversed(self.versions):
+            if version.name == name and version.is_snapshot:
+                return version
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """Common fields of every action this module adds for one (policy, target)."""
+
+    policy: str
+    target: str
+
+    def fields(self, **more: Any) -> dict[str, Any]:
+        return {"policy": self.policy, "target": self.target, **more}
+
+
+def plan_target(
+    builder: PlanBuilder,
+    source: SourceFilesystem,
+    target: TargetIntent,
+    target_host: HostState,
+    replicated: frozenset[str],
+) -> None:
+    """Add to `builder` what replicating `source` to `target` needs in this pass."""
+    side = _Side(source.intent.name, target.name)
+    if not target_host.reachable:
+        builder.notice(
+            Notice(
+                NoticeKind.HOST_UNREACHABLE,
+                host=target.host,
+                message=f"host {target.host} could not be observed ({target_host.error}); "
+                "nothing is done on it in this pass",
+                policy=side.policy,
+                target=side.target,
+            )
+        )
+        _keep_for_unobserved_target(builder, source, target)
+        return
+    _TargetPlanner(builder, source, target, target_host, replicated, side).run()
+
+
+def _keep_for_unobserved_target(
+    builder: PlanBuilder, source: SourceFilesystem, target: TargetIntent
+) -> None:
+    """Keep every source snapshot the unobserved target may still need (guarantee 2)."""
+    cursor = _newest_cursor(source, target)
+    if cursor is None:
+        if target.protection is not Protection.NONE or _has_any_managed(source):
+            source.withheld.append(
+                f"target {target.name} on {target.host} could not be observed and no "
+                "replication cursor bookmark tells what it has"
+            )
+        return
+    for version in source.versions:
+        if (
+            version.is_snapshot
+            and version.createtxg > cursor.createtxg
+            and source.intent.is_replicated(version.name)
+        ):
+            source.protected.add(version.name)
+    for version in source.versions:  # its hold stays, so the snapshot stays held
+        if version.is_snapshot and target.hold_tag in version.holds:
+            source.holds_after.setdefault(version.name, set()).add(target.hold_tag)
+
+
+def _has_any_managed(source: SourceFilesystem) -> bool:
+    return any(source.intent.snapshot_time(v.name) is not None for v in source.versions)
+
+
+def _newest_cursor(source: SourceFilesystem, target: TargetIntent) -> Version | None:
+    newest: Version | None = None
+    for version in source.versions:
+        if version.kind is VersionKind.BOOKMARK and parse_cursor_bookmark(
+            source.intent.prefix, target.name, version.name
+        ) is not None:
+            newest = version
+    return newest
+
+
+class _TargetPlanner:
+    """The decisions for one (source filesystem, target) pair; a short-lived helper."""
+
+    def __init__(
+        self,
+        builder: PlanBuilder,
+        source: SourceFilesystem,
+        target: TargetIntent,
+        target_host: HostState,
+        replicated: frozenset[str],
+        side: _Side,
+    ) -> None:
+        self.b = builder
+        self.source = source
+        self.target = target
+        self.side = side
+        self.replicated = replicated
+        self.target_fs = target.target_filesystem(source.name)
+        self.target_host = target_host
+        self.state: FilesystemState | None = target_host.filesystem(self.target_fs)
+        self.target_versions: tuple[Version, ...] = self.state.versions if self.state else ()
+        self.deps: list[int] = []  # what the sends of this pair wait for
+        self.sends: list[int] = []
+        self.force = False
+        self.rolled_back: set[str] = set()
+        self.delivered: list[str] = []
+        self.target_releases: list[int] = []
+
+    # -- the pass for this pair ----------------------------------------------------------
+    def run(self) -> None:
+        base = self._resume_or_abort()
+        if self.state is None:
+            self._initial()
+            base = None
+        elif base is None:
+            base = find_common_base(self.source.versions, self.target_versions)
+            if base is None and not self._no_common_base():
+                return
+        if base is not None and not self._incremental(base):
+            if base.source.is_snapshot:
+                self.source.protected.add(base.source.name)
+            return
+        newest = self._newest_common(base)
+        self._cursor(newest)
+        self._holds(newest)
+        self._target_retention(base, newest)
+        self.source.destroy_deps.extend(self.sends)
+        if newest is not None and not self._bookmarked(newest):
+            self.source.protected.add(newest)
+
+    def _resume_or_abort(self) -> CommonBase | None:
+        """Resume a partial receive (its snapshot becomes the base), or abort a stale one."""
+        state = self.state
+        if state is None or state.resume_token is None:
+            return None
+        token = state.resume_token
+        snapshot = next(
+            (v for v in self.source.versions if v.is_snapshot and v.guid == token.to_guid), None
+        )
+        if snapshot is None:
+            self.deps.append(
+                self.b.add(
+                    AbortResumeAction,
+                    **self.side.fields(
+                        host=self.target.host,
+                        filesystem=self.target_fs,
+                        reason=Reason.RESUME_TOKEN_STALE,
+                        message=f"the partial receive of {token.to_name} cannot resume: that "
+                        "snapshot no longer exists on the source; discard it (zfs receive -A)",
+                    ),
+                )
+            )
+            if not state.snapshots:
+                self.state = None
+                self.target_versions = ()
+            return None
+        estimate = max(0, self._estimate_full(snapshot) - token.bytes_received)
+        send_id = self._add_send(
+            SendStep(SendMode.RESUME, None, snapshot.name, (snapshot.name,)),
+            Reason.RESUME_INTERRUPTED_RECEIVE,
+            f"resume the interrupted receive of @{snapshot.name} from its token",
+            resume_token=token.token,
+            estimate=estimate,
+        )
+        del send_id
+        received = Version(
+            VersionKind.SNAPSHOT, snapshot.name, snapshot.guid, PENDING_TXG, snapshot.creation
+        )
+        self.target_versions = (*self.target_versions, received)
+        return CommonBase(source=snapshot, target=received)
+
+    def _initial(self) -> None:
+        """The target filesystem does not exist: a full stream, then the rest."""
+        candidates = [v for v in versions_after(self.source.versions, None)
+                      if self.source.intent.is_replicated(v.name)]
+        if not candidates:
+            return
+        if self.target.initial_replication is InitialReplication.FAIL:
+            self._conflict(
+                ConflictKind.INITIAL_REPLICATION_FORBIDDEN,
+                f"{self.target_fs} does not exist on {self.target.host} and initialReplication "
+                "is fail: create it by hand or change the policy",
+                source_only=tuple(v.name for v in candidates),
+            )
+            self._protect_all(candidates)
+            return
+        if self.target.initial_replication is InitialReplication.MOST_RECENT:
+            wanted = {candidates[-1].name}
+        else:
+            wanted = self._wanted(candidates, ())[0]
+        self._parent()
+        steps = send_steps(versions_after(self.source.versions, None), wanted, None)
+        self._add_steps(steps, Reason.INITIAL_REPLICATION, initial=True)
+
+    def _no_common_base(self) -> bool:
+        """The target exists with nothing in common: a conflict, or an allowed full resync."""
+        assert self.state is not None
+        snapshots = self.state.snapshots
+        candidates = [v for v in versions_after(self.source.versions, None)
+                      if self.source.intent.is_replicated(v.name)]
+        kind = ConflictKind.NO_COMMON_BASE if snapshots else ConflictKind.TARGET_NOT_EMPTY
+        if not self.target.allow_full_resync:
+            message = (
+                f"{self.target_fs} on {self.target.host} has no snapshot in common with the "
+                "source" if snapshots else
+                f"{self.target_fs} exists on {self.target.host} without any snapshot"
+            )
+            self._conflict(
+                kind,
+                message + "; allowFullResync would replace it",
+                source_only=tuple(v.name for v in candidates),
+                target_only=tuple(v.name for v in snapshots),
+            )
+            self._protect_all(candidates)
+            return False
+        if not candidates:
+            return False
+        if snapshots:
+            self.deps.append(
+                self.b.add(
+                    DestroyAction,
+                    **self.side.fields(
+                        host=self.target.host,
+                        filesystem=self.target_fs,
+                        versions=tuple("@" + v.name for v in snapshots),
+                        reason=Reason.FULL_RESYNC,
+                        message=f"allowFullResync: {self.target_fs} has no snapshot in common "
+                        "with the source; destroy its snapshots before a full receive",
+                    ),
+                )
+            )
+        self.force = True
+        wanted = {candidates[-1].name}
+        if self.target.initial_replication is InitialReplication.ALL:
+            wanted = self._wanted(candidates, ())[0]
+        steps = send_steps(versions_after(self.source.versions, None), wanted, None)
+        self._add_steps(steps, Reason.FULL_RESYNC, initial=False)
+        return True
+
+    def _incremental(self, base: CommonBase) -> bool:
+        """Send what the target wants after the base; False when a conflict stops the pair."""
+        assert self.state is not None
+        after_source = versions_after(self.source.versions, base.source)
+        candidates = [v for v in after_source if self.source.intent.is_replicated(v.name)]
+        target_after = [
+            v for v in self.target_versions
+            if v.is_snapshot and v.createtxg > base.target.createtxg
+        ]
+        wanted, _ = self._wanted(candidates, self._target_managed())
+        if not wanted:
+            return True
+        raw = self.target.send_options.raw
+        diverged = bool(target_after) and (raw or any(v.written for v in target_after))
+        modified = self.state.written > 0
+        if diverged or modified:
+            if not self.target.allow_rollback:
+                kind = ConflictKind.DIVERGED if diverged else ConflictKind.TARGET_MODIFIED
+                why = (
+                    f"has snapshots after the common snapshot @{base.target.name}"
+                    if diverged else "was written to since its newest snapshot"
+                )
+                self._conflict(
+                    kind,
+                    f"{self.target_fs} on {self.target.host} {why}; allowRollback would "
+                    f"roll it back to @{(base.target if diverged else self._newest_target()).name}",
+                    source_only=tuple(v.name for v in candidates),
+                    target_only=tuple(v.name for v in target_after),
+                )
+                self._protect_all(candidates)
+                return False
+            self._rollback(base, target_after if diverged else [])
+        steps = send_steps(after_source, wanted, base.source)
+        self._add_steps(steps, Reason.NOT_YET_REPLICATED, initial=False)
+        return True
+
+    # -- pieces --------------------------------------------------------------------------
+    def _wanted(
+        self, candidates: Sequence[Version], on_target: Sequence[tuple[str, int]]
+    ) -> tuple[set[str], dict[str, Reason]]:
+        """(candidates the target wants, target snapshots its retention destroys and why)."""
+        intent = self.source.intent
+        if not self.target.rules:
+            return {v.name for v in candidates}, {}
+        timed: dict[str, int] = dict(on_target)
+        foreign: set[str] = set()
+        for version in candidates:
+            when = intent.snapshot_time(version.name)
+            if when is None:
+                foreign.add(version.name)
+            else:
+                timed[version.name] = when
+        ordered = sorted(timed.items(), key=lambda item: (item[1], item[0]))
+        result = evaluate(self.target.rules, ordered)
+        kept = result.kept
+        wanted = {v.name for v in candidates if v.name in kept or v.name in foreign}
+        return wanted, dict(result.destroyed)
+
+    def _target_managed(self) -> list[tuple[str, int]]:
+        managed: list[tuple[str, int]] = []
+        for version in self.target_versions:
+            if version.is_snapshot:
+                when = self.source.intent.snapshot_time(version.name)
+                if when is not None:
+                    managed.append((version.name, when))
+        return managed
+
+    def _newest_target(self) -> Version:
+        assert self.state is not None
+        newest = self.state.newest_snapshot()
+        assert newest is not None
+        return newest
+
+    def _rollback(self, base: CommonBase, target_after: Sequence[Version]) -> None:
+        destroys = tuple("@" + v.name for v in target_after)
+        to = base.target if target_after else self._newest_target()
+        reason = Reason.ROLLBACK_DIVERGED if target_after else Reason.ROLLBACK_MODIFIED
+        what = (
+            f"destroys {len(destroys)} snapshot(s) found only on the target"
+            if destroys else "discards changes written since that snapshot"
+        )
+        self.deps.append(
+            self.b.add(
+                RollbackAction,
+                **self.side.fields(
+                    host=self.target.host,
+                    filesystem=self.target_fs,
+                    snapshot="@" + to.name,
+                    destroys=destroys,
+                    reason=reason,
+                    message=f"allowRollback: roll {self.target_fs} back to @{to.name}; {what}",
+                ),
+            )
+        )
+        self.rolled_back.update(v.name for v in target_after)
+
+    def _parent(self) -> None:
+        """Make sure the target's parent exists (or will, received earlier in this pass)."""
+        parent = self.target_fs.rpartition("/")[0]
+        host = self.target.host
+        key = (host, parent)
+        if key in self.b.first_receive:
+            self.deps.append(self.b.first_receive[key])
+            return
+        if self.target_host.filesystem(parent) is not None:
+            return
+        if key not in self.b.created:
+            ancestors = [a for a in _ancestors(parent) if (host, a) in self.b.first_receive]
+            self.b.created[key] = self.b.add(
+                CreateParentAction,
+                **self.side.fields(
+                    host=host,
+                    filesystem=parent,
+                    reason=Reason.TARGET_PARENT_MISSING,
+                    message=f"create {parent} (with its parents) to receive {self.target_fs}",
+                    depends_on=tuple(self.b.first_receive[(host, a)] for a in ancestors),
+                ),
+            )
+        self.deps.append(self.b.created[key])
+
+    def _add_steps(self, steps: Sequence[SendStep], reason: Reason, *, initial: bool) -> None:
+        for index, step in enumerate(steps):
+            first_full = initial and index == 0
+            send_reason = reason if first_full or reason is Reason.FULL_RESYNC else (
+                Reason.NOT_YET_REPLICATED
+            )
+            send_id = self._add_send(step, send_reason, self._describe(step, first_full))
+            if first_full:
+                self.b.first_receive[(self.target.host, self.target_fs)] = send_id
+
+    def _add_send(
+        self,
+        step: SendStep,
+        reason: Reason,
+        message: str,
+        *,
+        resume_token: str | None = None,
+        estimate: int | None = None,
+    ) -> int:
+        deps = list(self.deps)
+        pending = self.source.pending
+        if pending is not None and self.source.snapshot_action is not None and (
+            pending.name in step.delivers or step.from_version == "@" + pending.name
+        ):
+            deps.append(self.source.snapshot_action)
+        receive = self.target.receive_options
+        if self.force and step.mode is SendMode.FULL:
+            receive = ReceiveOptions(receive.override, receive.inherit, force=True)
+        send_id = self.b.add(
+            SendAction,
+            **self.side.fields(
+                host=self.source.host,
+                filesystem=self.source.name,
+                target_host=self.target.host,
+                target_filesystem=self.target_fs,
+                mode=step.mode,
+                from_version=step.from_version,
+                to_snapshot="@" + step.to_snapshot,
+                delivers=step.delivers,
+                resume_token=resume_token,
+                send_options=self.target.send_options,
+                receive_options=receive,
+                estimated_bytes=self._estimate(step) if estimate is None else estimate,
+                reason=reason,
+                message=message,
+                depends_on=tuple(deps),
+            ),
+        )
+        self.deps = [send_id]  # each step waits for the one before it
+        self.sends.append(send_id)
+        self.delivered.extend(step.delivers)
+        return send_id
+
+    def _describe(self, step: SendStep, initial: bool) -> str:
+        count = len(step.delivers)
+        what = f"{count} snapshot{'s' if count != 1 else ''}"
+        if step.mode is SendMode.FULL:
+            why = "initial replication" if initial else "full resync"
+            return f"{why}: full stream of @{step.to_snapshot} to {self.target_fs}"
+        if step.mode is SendMode.INTERMEDIATES:
+            return f"{what} not yet on {self.target.name} (-I {step.from_version} to " \
+                   f"@{step.to_snapshot})"
+        return f"@{step.to_snapshot} not yet on {self.target.name} (-i {step.from_version})"
+
+    def _estimate(self, step: SendStep) -> int:
+        if step.mode is SendMode.FULL:
+            to = self.source.snapshot_named(step.to_snapshot)
+            return self._estimate_full(to) if to is not None else 0
+        assert step.from_version is not None
+        start = self._txg_of(step.from_version)
+        to = self.source.snapshot_named(step.to_snapshot)
+        end = to.createtxg if to is not None else PENDING_TXG
+        return sum(
+            v.written for v in self.source.versions
+            if v.is_snapshot and start < v.createtxg <= end
+        )
+
+    def _estimate_full(self, snapshot: Version) -> int:
+        if snapshot.referenced:
+            return snapshot.referenced
+        return sum(
+            v.written for v in self.source.versions
+            if v.is_snapshot and v.createtxg <= snapshot.createtxg
+        )
+
+    def _txg_of(self, reference: str) -> int:
+        kind = VersionKind.SNAPSHOT if reference[0] == "@" else VersionKind.BOOKMARK
+        for version in self.source.versions:
+            if version.kind is kind and version.name == reference[1:]:
+                return version.createtxg
+        return 0
+
+    def _newest_common(self, base: CommonBase | None) -> str | None:
+        """The source snapshot both sides will share after this pass's sends."""
+        if self.delivered:
+            return self.delivered[-1]
+        if base is not None and base.source.is_snapshot:
+            return base.source.name
+        return None
+
+    def _bookmarked(self, name: str) -> bool:
+        snapshot = self.source.snapshot_named(name)
+        if snapshot is None:
+            return False
+        return any(
+            v.kind is VersionKind.BOOKMARK and v.guid == snapshot.guid and v.guid != 0
+            for v in self.source.versions
+        )
+
+    def _cursor(self, newest: str | None) -> None:
+        """Bookmark the newest replicated snapshot; drop the cursor bookmarks it supersedes."""
+        if self.target.protection is Protection.NONE or newest is None:
+            return
+        wanted = cursor_bookmark(newest, self.target.name)
+        existing = {
+            v.name for v in self.source.versions if v.kind is VersionKind.BOOKMARK
+        }
+        deps: tuple[int, ...] = ()
+        if wanted not in existing:
+            bookmark_id = self.b.add(
+                BookmarkAction,
+                **self.side.fields(
+                    host=self.source.host,
+                    filesystem=self.source.name,
+                    snapshot="@" + newest,
+                    bookmark="#" + wanted,
+                    reason=Reason.REPLICATION_CURSOR,
+                    message=f"remember that {self.target.name} has @{newest}, even after the "
+                    "snapshot is gone",
+                    depends_on=tuple(self.sends[-1:]),
+                ),
+            )
+            deps = (bookmark_id,)
+            self.source.destroy_deps.append(bookmark_id)
+        stale = sorted(
+            name for name in existing
+            if name != wanted
+            and parse_cursor_bookmark(self.source.intent.prefix, self.target.name, name)
+        )
+        if stale:
+            self.b.add(
+                DestroyAction,
+                **self.side.fields(
+                    host=self.source.host,
+                    filesystem=self.source.name,
+                    versions=tuple("#" + name for name in stale),
+                    reason=Reason.CURSOR_SUPERSEDED,
+                    message=f"replication cursor of {self.target.name} moved to #{wanted}",
+                    depends_on=deps,
+                ),
+            )
+
+    def _holds(self, newest: str | None) -> None:
+        """Resumable protection: our hold sits on the newest common snapshot, on both sides."""
+        keep = newest if self.target.protection is Protection.RESUMABLE else None
+        tag = self.target.hold_tag
+        source_hold = self._hold_side(self.source.host, self.source.name, self.source.versions,
+                                      keep, tag)
+        if keep is not None:
+            self.source.holds_after.setdefault(keep, set()).add(tag)
+        self._release_side(self.source.host, self.source.name, self.source.versions, keep, tag,
+                           source_hold, self.source.destroy_deps)
+        target_hold = self._hold_side(self.target.host, self.target_fs, self.target_versions,
+                                      keep, tag)
+        self._release_side(self.target.host, self.target_fs, self.target_versions, keep, tag,
+                           target_hold, self.target_releases)
+
+    def _hold_side(
+        self, host: str, filesystem: str, versions: Sequence[Version], keep: str | None, tag: str
+    ) -> int | None:
+        if keep is None:
+            return None
+        held = any(v.is_snapshot and v.name == keep and tag in v.holds for v in versions)
+        if held:
+            return None
+        return self.b.add(
+            HoldAction,
+            **self.side.fields(
+                host=host,
+                filesystem=filesystem,
+                snapshot="@" + keep,
+                tag=tag,
+                reason=Reason.PROTECT_NEWEST_COMMON,
+                message=f"hold the newest snapshot common with {self.target.name} so it stays "
+                "the incremental base",
+                depends_on=tuple(self.sends[-1:]),
+            ),
+        )
+
+    def _release_side(
+        self,
+        host: str,
+        filesystem: str,
+        versions: Sequence[Version],
+        keep: str | None,
+        tag: str,
+        hold_id: int | None,
+        into: list[int],
+    ) -> None:
+        for version in versions:
+            if not version.is_snapshot or tag not in version.holds or version.name == keep:
+                continue
+            if version.name in self.rolled_back:
+                continue
+            if host == self.source.host and filesystem == self.source.name:
+                self.source.released.setdefault(version.name, set()).add(tag)
+            into.append(
+                self.b.add(
+                    ReleaseAction,
+                    **self.side.fields(
+                        host=host,
+                        filesystem=filesystem,
+                        snapshot="@" + version.name,
+                        tag=tag,
+                        reason=Reason.HOLD_SUPERSEDED,
+                        message=(
+                            f"@{keep} is now the newest snapshot common with {self.target.name}"
+                            if keep else f"protection of {self.target.name} is "
+                            f"{self.target.protection.value}: no hold needed"
+                        ),
+                        depends_on=(hold_id,) if hold_id is not None else (),
+                    ),
+                )
+            )
+
+    def _target_retention(self, base: CommonBase | None, newest: str | None) -> None:
+        """Destroy what the target's retention does not keep, after the sends succeeded."""
+        if not self.target.rules or self.state is None:
+            return
+        candidates = [
+            v for v in versions_after(self.source.versions, base.source if base else None)
+            if self.source.intent.is_replicated(v.name)
+        ]
+        _, destroyed = self._wanted(candidates, self._target_managed())
+        spared = {newest} if newest is not None else set()
+        if base is not None and not self.sends:
+            spared.add(base.target.name)
+        by_reason: dict[Reason, list[str]] = {}
+        for version in self.target_versions:
+            name = version.name
+            if not version.is_snapshot or name not in destroyed:
+                continue
+            if name in spared or name in self.rolled_back:
+                continue
+            foreign_holds = sorted(t for t in version.holds if t != self.target.hold_tag)
+            if foreign_holds:
+                self._held_notice(self.target.host, self.target_fs, name, foreign_holds)
+                continue
+            by_reason.setdefault(destroyed[name], []).append(name)
+        for reason, names in sorted(by_reason.items()):
+            self.b.add(
+                DestroyAction,
+                **self.side.fields(
+                    host=self.target.host,
+                    filesystem=self.target_fs,
+                    versions=tuple("@" + n for n in names),
+                    reason=reason,
+                    message=retention_message(reason, len(names), f"target {self.target.name}"),
+                    depends_on=(*self.sends, *self.target_releases),
+                ),
+            )
+
+    def _held_notice(self, host: str, filesystem: str, name: str, tags: Sequence[str]) -> None:
+        self.b.notice(
+            Notice(
+                NoticeKind.DESTROYS_WITHHELD,
+                host=host,
+                message=f"{filesystem}@{name} is held by {', '.join(tags)}; it is not destroyed",
+                policy=self.side.policy,
+                target=self.side.target,
+                filesystem=filesystem,
+            )
+        )
+
+    def _protect_all(self, candidates: Sequence[Version]) -> None:
+        self.source.protected.update(v.name for v in candidates)
+
+    def _conflict(
+        self,
+        kind: ConflictKind,
+        message: str,
+        *,
+        source_only: tuple[str, ...] = (),
+        target_only: tuple[str, ...] = (),
+    ) -> None:
+        self.b.conflict(
+            Conflict(
+                policy=self.side.policy,
+                target=self.side.target,
+                host=self.source.host,
+                filesystem=self.source.name,
+                target_host=self.target.host,
+                target_filesystem=self.target_fs,
+                kind=kind,
+                message=message,
+                source_only=source_only,
+                target_only=target_only,
+            )
+        )
+
+
+def retention_message(reason: Reason, count: int, whose: str) -> str:
+    """The human message of a retention destroy batch."""
+    what = f"{count} snapshot{'s' if count != 1 else ''}"
+    if reason is Reason.RETENTION_GRID_EXPIRED:
+        return f"{what} older than every bucket of the retention grid of {whose}"
+    if reason is Reason.RETENTION_GRID_BUCKET_FULL:
+        return f"{what} in retention grid buckets of {whose} that already keep older ones"
+    return f"{what} that no retention rule of {whose} keeps"
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
