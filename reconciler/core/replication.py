@@ -256,7 +256,7 @@ class _TargetPlanner:
                 ConflictKind.INITIAL_REPLICATION_FORBIDDEN,
                 f"{self.target_fs} does not exist on {self.target.host} and initialReplication "
                 "is fail: create it by hand or change the policy",
-                source_only=tuple(v.name for v in candidates),
+                source_only=tuple("@" + v.name for v in candidates),
             )
             self._protect_all(candidates)
             return
@@ -284,8 +284,8 @@ class _TargetPlanner:
             self._conflict(
                 kind,
                 message + "; allowFullResync would replace it",
-                source_only=tuple(v.name for v in candidates),
-                target_only=tuple(v.name for v in snapshots),
+                source_only=tuple("@" + v.name for v in candidates),
+                target_only=tuple("@" + v.name for v in snapshots),
             )
             self._protect_all(candidates)
             return False
@@ -339,8 +339,8 @@ class _TargetPlanner:
                     kind,
                     f"{self.target_fs} on {self.target.host} {why}; allowRollback would "
                     f"roll it back to @{(base.target if diverged else self._newest_target()).name}",
-                    source_only=tuple(v.name for v in candidates),
-                    target_only=tuple(v.name for v in target_after),
+                    source_only=tuple("@" + v.name for v in candidates),
+                    target_only=tuple("@" + v.name for v in target_after),
                 )
                 self._protect_all(candidates)
                 return False

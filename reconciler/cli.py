@@ -1,0 +1,211 @@
+"""The `reconcile` command: parses arguments, wires the shell around the pure core, renders
+results and maps outcomes to exit codes (product.md §3).
+
+    reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
+    reconcile validate [-f PATH]...
+    reconcile schema
+
+The hosts a pass talks to come from a `connect` function (Host manifest → ZFS port) passed in
+through `Runtime`; nothing here reaches a host any other way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+from loguru import logger
+
+from reconciler import __version__
+from reconciler.apply.executor import ApplyReport, execute
+from reconciler.core.desired import intents
+from reconciler.core.plan import Plan
+from reconciler.core.planner import plan_intents
+from reconciler.core.render import dump_plan_json, plan_to_json, render_text
+from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
+from reconciler.manifest.models import Host
+from reconciler.manifest.schema import json_schema
+from reconciler.zfs.errors import ZFSError
+from reconciler.zfs.observe import observe_hosts
+from reconciler.zfs.port import ZFS
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES_PENDING = 2
+SUBCOMMANDS = ("validate", "schema")
+
+Connect = Callable[[Host], ZFS]
+
+
+class NoDriver(ZFSError):
+    """No way to reach this host's zfs in this build."""
+
+
+def _no_driver(host: Host) -> ZFS:
+    raise NoDriver(
+        host.metadata.name,
+        "-",
+        "this build of reconcile has no zfs driver yet: it can validate manifests and plan "
+        "against the in-memory model in tests, not reach real hosts",
+    )
+
+
+@dataclass
+class Runtime:
+    """What the shell needs from the outside world, passed in (tests pass their own)."""
+
+    connect: Connect = _no_driver
+    clock: Callable[[], float] = time.time
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> int:
+    runtime = runtime or Runtime()
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and args[0] in SUBCOMMANDS else "pass"
+    if command != "pass":
+        args = args[1:]
+    options = _parser(command).parse_args(args)
+    _configure_logging(options.log_level, options.log_format, runtime.stderr)
+    if command == "schema":
+        runtime.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    manifests = _load(options.file, runtime)
+    if manifests is None:
+        return EXIT_ERROR
+    if command == "validate":
+        count = len(manifests.hosts) + len(manifests.policies)
+        runtime.stdout.write(f"{count} documents valid: {len(manifests.hosts)} hosts, "
+                             f"{len(manifests.policies)} policies\n")
+        return EXIT_OK
+    return _pass(options, manifests, runtime)
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    prog = "reconcile" if command == "pass" else f"reconcile {command}"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Declarative ZFS snapshots, retention and replication.",
+        epilog="subcommands: validate, schema (run 'reconcile SUBCOMMAND --help')"
+        if command == "pass" else None,
+    )
+    parser.add_argument("--version", action="version", version=f"reconcile {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    if command == "schema":
+        return parser
+    parser.add_argument("-f", "--file", action="append", default=None, metavar="PATH",
+                        help="manifest file or directory (repeatable; default ./manifests)")
+    if command == "validate":
+        return parser
+    parser.add_argument("--dry-run", action="store_true",
+                        help="observe and print the plan; change nothing")
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="with --dry-run: 0 in sync, 2 changes pending, 1 error")
+    parser.add_argument("--policy", action="append", default=None, metavar="NAME",
+                        help="limit the pass to this policy (repeatable)")
+    parser.add_argument("--now", type=_timestamp, default=None, metavar="TIMESTAMP",
+                        help="plan and act as if it were this time (ISO 8601 UTC)")
+    return parser
+
+
+def _timestamp(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
+    logger.remove()
+    if log_format == "json":
+        logger.add(stream, level=level, serialize=True)
+    else:
+        logger.add(stream, level=level, format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}",
+                   colorize=False)
+
+
+def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
+    try:
+        return load_manifests(paths or ["manifests"])
+    except ManifestErrors as errors:
+        for error in errors.errors:
+            runtime.stderr.write(f"{error}\n")
+        runtime.stderr.write(f"{len(errors.errors)} error(s); nothing was applied\n")
+        return None
+
+
+def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+    unknown = sorted(set(options.policy or ()) - set(manifests.policies))
+    if unknown:
+        runtime.stderr.write(f"unknown policy: {', '.join(unknown)}\n")
+        return EXIT_ERROR
+    selected = intents(manifests, options.policy)
+    now = options.now if options.now is not None else int(runtime.clock())
+    needed = sorted({i.source_host for i in selected} | {t.host for i in selected
+                                                          for t in i.targets})
+    hosts: dict[str, ZFS] = {}
+    errors: list[str] = []
+    for name in needed:
+        try:
+            hosts[name] = runtime.connect(manifests.hosts[name])
+        except ZFSError as error:
+            errors.append(str(error))
+    if errors:
+        for error in errors:
+            runtime.stderr.write(f"error: {error}\n")
+        return EXIT_ERROR
+    observed = observe_hosts(hosts)
+    plan = plan_intents(selected, observed, now)
+    if options.dry_run:
+        _show_plan(plan, options.output, runtime.stdout)
+        return _dry_run_exit(plan, options.detailed_exitcode)
+    report = execute(plan, hosts)
+    _show_pass(plan, report, options.output, runtime.stdout)
+    return EXIT_ERROR if report.failed or plan.conflicts else EXIT_OK
+
+
+def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
+    if output == "json":
+        stream.write(dump_plan_json(plan))
+    else:
+        stream.write(render_text(plan))
+
+
+def _dry_run_exit(plan: Plan, detailed: bool) -> int:
+    if plan.conflicts:
+        return EXIT_ERROR
+    if detailed and plan.actions:
+        return EXIT_CHANGES_PENDING
+    return EXIT_OK
+
+
+def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> None:
+    if output == "json":
+        document = {
+            "plan": plan_to_json(plan),
+            "results": [
+                {"id": r.action_id, "status": r.status, "message": r.message}
+                for r in report.results
+            ],
+        }
+        stream.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return
+    stream.write(render_text(plan))
+    for result in report.results:
+        stream.write(f"[{result.action_id}] {result.status}: {result.message}\n")
+    failed = len(report.failed)
+    stream.write(f"{len(report.results) - failed} actions done, {failed} failed, "
+                 f"{len(plan.conflicts)} conflicts\n")
