@@ -82,8 +82,10 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
         return EXIT_ERROR
     if command == "validate":
         count = len(manifests.hosts) + len(manifests.policies)
-        runtime.stdout.write(f"{count} documents valid: {len(manifests.hosts)} hosts, "
-                             f"{len(manifests.policies)} policies\n")
+        runtime.stdout.write(
+            f"{count} documents valid: {len(manifests.hosts)} hosts, "
+            f"{len(manifests.policies)} policies\n"
+        )
         return EXIT_OK
     return _pass(options, manifests, runtime)
 
@@ -94,27 +96,51 @@ def _parser(command: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
         epilog="subcommands: validate, schema (run 'reconcile SUBCOMMAND --help')"
-        if command == "pass" else None,
+        if command == "pass"
+        else None,
     )
     parser.add_argument("--version", action="version", version=f"reconcile {__version__}")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"],
+    )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     if command == "schema":
         return parser
-    parser.add_argument("-f", "--file", action="append", default=None, metavar="PATH",
-                        help="manifest file or directory (repeatable; default ./manifests)")
+    parser.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="manifest file or directory (repeatable; default ./manifests)",
+    )
     if command == "validate":
         return parser
-    parser.add_argument("--dry-run", action="store_true",
-                        help="observe and print the plan; change nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="observe and print the plan; change nothing"
+    )
     parser.add_argument("--output", choices=["text", "json"], default="text")
-    parser.add_argument("--detailed-exitcode", action="store_true",
-                        help="with --dry-run: 0 in sync, 2 changes pending, 1 error")
-    parser.add_argument("--policy", action="append", default=None, metavar="NAME",
-                        help="limit the pass to this policy (repeatable)")
-    parser.add_argument("--now", type=_timestamp, default=None, metavar="TIMESTAMP",
-                        help="plan and act as if it were this time (ISO 8601 UTC)")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="with --dry-run: 0 in sync, 2 changes pending, 1 error",
+    )
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="limit the pass to this policy (repeatable)",
+    )
+    parser.add_argument(
+        "--now",
+        type=_timestamp,
+        default=None,
+        metavar="TIMESTAMP",
+        help="plan and act as if it were this time (ISO 8601 UTC)",
+    )
     return parser
 
 
@@ -133,8 +159,12 @@ def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
     if log_format == "json":
         logger.add(stream, level=level, serialize=True)
     else:
-        logger.add(stream, level=level, format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}",
-                   colorize=False)
+        logger.add(
+            stream,
+            level=level,
+            format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}",
+            colorize=False,
+        )
 
 
 def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
@@ -154,18 +184,19 @@ def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -
         return EXIT_ERROR
     selected = intents(manifests, options.policy)
     now = options.now if options.now is not None else int(runtime.clock())
-    needed = sorted({i.source_host for i in selected} | {t.host for i in selected
-                                                          for t in i.targets})
+    needed = sorted(
+        {i.source_host for i in selected} | {t.host for i in selected for t in i.targets}
+    )
     hosts: dict[str, ZFS] = {}
-    errors: list[str] = []
+    failures: list[str] = []
     for name in needed:
         try:
             hosts[name] = runtime.connect(manifests.hosts[name])
         except ZFSError as error:
-            errors.append(str(error))
-    if errors:
-        for error in errors:
-            runtime.stderr.write(f"error: {error}\n")
+            failures.append(str(error))
+    if failures:
+        for failure in failures:
+            runtime.stderr.write(f"error: {failure}\n")
         return EXIT_ERROR
     observed = observe_hosts(hosts)
     plan = plan_intents(selected, observed, now)
@@ -207,5 +238,7 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
     for result in report.results:
         stream.write(f"[{result.action_id}] {result.status}: {result.message}\n")
     failed = len(report.failed)
-    stream.write(f"{len(report.results) - failed} actions done, {failed} failed, "
-                 f"{len(plan.conflicts)} conflicts\n")
+    stream.write(
+        f"{len(report.results) - failed} actions done, {failed} failed, "
+        f"{len(plan.conflicts)} conflicts\n"
+    )

@@ -27,8 +27,10 @@ from reconciler.core.state import (
 )
 
 MIB = 1 << 20
-_TOKEN = re.compile(r"^(?P<mark>#?)(?P<name>[^'~\[\]=]+)(?:=(?P<of>[^'~\[\]=]+))?(?P<other>'?)"
-                    r"(?P<written>~?)(?:\[(?P<holds>[^\]]*)\])?$")
+_TOKEN = re.compile(
+    r"^(?P<mark>#?)(?P<name>[^'~\[\]=]+)(?:=(?P<of>[^'~\[\]=]+))?(?P<other>'?)"
+    r"(?P<written>~?)(?:\[(?P<holds>[^\]]*)\])?$"
+)
 
 
 def guid_of(name: str) -> int:

@@ -7,6 +7,7 @@ is also a valid execution order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from reconciler.core.plan import Action, Conflict, Notice, Plan
@@ -24,6 +25,13 @@ class PlanBuilder:
         self.first_receive: dict[tuple[str, str], int] = {}
         # (host, filesystem) → id of the create_parent action for it
         self.created: dict[tuple[str, str], int] = {}
+        self._refs: dict[str, str] = {}
+
+    def snapshot_refs(self, names: Iterable[str]) -> tuple[str, ...]:
+        """`@name` for each name, the same string object for the same name: a plan that
+        destroys the same snapshot names on thousands of filesystems stores each name once."""
+        refs = self._refs
+        return tuple([refs.get(n) or refs.setdefault(n, "@" + n) for n in names])
 
     def add(self, action_type: type[A], **fields: Any) -> int:
         action_id = len(self.actions)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from reconciler.core.filters import FilesystemFilter
-from reconciler.core.names import hold_tag, snapshot_time
+from reconciler.core.names import hold_tag, parse_hold_tag, snapshot_time
 from reconciler.core.plan import ReceiveOptions, SendOptions
-from reconciler.core.retention import GridRule, LastNRule, RegexRule, Rule
+from reconciler.core.retention import GridRule, LastNRule, Managed, RegexRule, Rule
 from reconciler.manifest.cron import CronSchedule
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import InitialReplication, Policy, Protection
@@ -51,19 +52,53 @@ class PolicyIntent:
     include: tuple[re.Pattern[str], ...]
     rules: tuple[Rule, ...]  # empty: keep everything managed
     targets: tuple[TargetIntent, ...]
+    # memo of name → time / replicated: names repeat across filesystems (one snapshot call
+    # names every filesystem alike), so each distinct name is parsed once per pass
+    _times: dict[str, int | None] = field(default_factory=dict, compare=False, repr=False)
+    _replicated: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _managed: dict[tuple[str, ...], Managed] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def snapshot_time(self, name: str) -> int | None:
         """The time in a managed snapshot's name; None for a foreign snapshot."""
-        return snapshot_time(self.prefix, name)
+        try:
+            return self._times[name]
+        except KeyError:
+            when = self._times[name] = snapshot_time(self.prefix, name)
+            return when
+
+    def managed(self, names: tuple[str, ...]) -> Managed:
+        """The managed snapshots among `names` (each once), oldest first.
+
+        Memoized by the names: a policy's filesystems usually carry the same names, so each
+        distinct sequence is parsed and ordered once per pass."""
+        found = self._managed.get(names)
+        if found is None:
+            found = self._managed[names] = self._index(names)
+        return found
+
+    def _index(self, names: tuple[str, ...]) -> Managed:
+        pairs = [(n, t) for n in dict.fromkeys(names) if (t := self.snapshot_time(n)) is not None]
+        times = [t for _, t in pairs]
+        if not all(a < b for a, b in pairwise(times)):
+            pairs.sort(key=lambda pair: (pair[1], pair[0]))
+        return Managed(tuple(n for n, _ in pairs), tuple(t for _, t in pairs))
 
     def is_replicated(self, name: str) -> bool:
         """Managed snapshots, and foreign ones that `snapshots.include` names."""
-        if snapshot_time(self.prefix, name) is not None:
-            return True
-        return any(pattern.search(name) for pattern in self.include)
+        try:
+            return self._replicated[name]
+        except KeyError:
+            result = self.snapshot_time(name) is not None or any(
+                pattern.search(name) for pattern in self.include
+            )
+            self._replicated[name] = result
+            return result
 
     def owns_hold(self, tag: str) -> bool:
-        return tag.startswith(f"{self.prefix}{self.name}:")
+        parsed = parse_hold_tag(tag)
+        return parsed is not None and parsed[:2] == (self.prefix, self.name)
 
 
 def intents(manifests: Manifests, only: Collection[str] | None = None) -> tuple[PolicyIntent, ...]:

@@ -16,7 +16,7 @@ Worked example (sender s1..s6, receiver has s1, s4 is foreign and not wanted):
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import SendMode
@@ -40,17 +40,32 @@ class SendStep:
     delivers: tuple[str, ...]  # short names of the snapshots the step creates, oldest first
 
 
-def find_common_base(source: Sequence[Version], target: Sequence[Version]) -> CommonBase | None:
-    """The newest target snapshot (by the target's createtxg) whose GUID the source has."""
+def guid_index(versions: Sequence[Version]) -> dict[int, Version]:
+    """GUID → version, preferring the snapshot when a bookmark shares its GUID."""
     by_guid: dict[int, Version] = {}
-    for version in source:
+    for version in versions:
         known = by_guid.get(version.guid)
-        if known is None or (known.kind is VersionKind.BOOKMARK and version.is_snapshot):
+        if known is None or (
+            known.kind is VersionKind.BOOKMARK and version.kind is VersionKind.SNAPSHOT
+        ):
             by_guid[version.guid] = version
+    return by_guid
+
+
+def find_common_base(
+    source: Sequence[Version],
+    target: Sequence[Version],
+    source_lookup: Callable[[int], Version | None] | None = None,
+) -> CommonBase | None:
+    """The newest target snapshot (by the target's createtxg) whose GUID the source has.
+
+    `source_lookup` finds a source version by GUID (snapshot preferred) when the caller has a
+    faster way than indexing `source` here."""
+    lookup = guid_index(source).get if source_lookup is None else source_lookup
     for version in reversed(target):
         if version.kind is not VersionKind.SNAPSHOT:
             continue
-        match = by_guid.get(version.guid)
+        match = lookup(version.guid)
         if match is not None:
             return CommonBase(source=match, target=version)
     return None

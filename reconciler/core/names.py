@@ -1,7 +1,7 @@
 """Names we own: build and parse side by side.
 
 - snapshot: `<prefix><UTC time as YYYYMMDDTHHMMSSZ>`, e.g. `zr_20261126T041500Z`
-- hold tag: `<prefix><policy>:<target>`, e.g. `zr_home:offsite`
+- hold tag: `<prefix>:<policy>:<target>`, e.g. `zr_:home:offsite`
 - replication cursor bookmark: `<snapshot>_<target>`, e.g. `zr_20261126T041500Z_offsite`
 
 Anything else is foreign: observed, usable as an incremental base, never destroyed or released.
@@ -45,7 +45,7 @@ def snapshot_time(prefix: str, name: str) -> int | None:
     """The time in a managed snapshot's name, or None when the name is not ours."""
     if not name.startswith(prefix):
         return None
-    return _parse_time(name[len(prefix):])
+    return _parse_time(name[len(prefix) :])
 
 
 def is_managed_snapshot(prefix: str, name: str) -> bool:
@@ -53,7 +53,18 @@ def is_managed_snapshot(prefix: str, name: str) -> bool:
 
 
 def hold_tag(prefix: str, policy: str, target: str) -> str:
-    return f"{prefix}{policy}:{target}"
+    return f"{prefix}:{policy}:{target}"
+
+
+def parse_hold_tag(tag: str) -> tuple[str, str, str] | None:
+    """(prefix, policy, target) of one of our hold tags, or None.
+
+    Policy and target names never contain ':', so splitting from the right is unambiguous even
+    when the prefix contains ':'."""
+    parts = tag.rsplit(":", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
 
 
 def cursor_bookmark(snapshot: str, target: str) -> str:

@@ -24,15 +24,11 @@ from reconciler.core.plan import (
     Reason,
     SnapshotAction,
 )
-from reconciler.core.replication import (
-    PENDING_TXG,
-    SourceFilesystem,
-    plan_target,
-    retention_message,
-)
-from reconciler.core.retention import evaluate
+from reconciler.core.replication import plan_target, retention_message
+from reconciler.core.retention import RetentionMemo
 from reconciler.core.schedule import is_due
-from reconciler.core.state import FilesystemState, HostState, Observed, Version, VersionKind
+from reconciler.core.source import PENDING_TXG, SourceFilesystem
+from reconciler.core.state import FilesystemState, Observed, Version, VersionKind
 from reconciler.manifest.loader import Manifests
 
 
@@ -75,29 +71,48 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
         )
         return
     states = [host.filesystems[name] for name in names]
-    snapshot_id, pending_name = _schedule(builder, intent, states, now)
+    newest = [_newest_managed_time(intent, state) for state in states]
+    snapshot_id, pending_name = _schedule(builder, intent, states, newest, now)
     replicated = frozenset(names)
-    for state in states:
-        source = _source_filesystem(intent, state, pending_name, snapshot_id, now)
+    retention = RetentionMemo()
+    for state, state_newest in zip(states, newest, strict=True):
+        taken = pending_name is None or _has_snapshot(state, pending_name, state_newest, now)
+        source = _source_filesystem(
+            intent, state, None if taken else pending_name, snapshot_id, now, retention
+        )
         for target in intent.targets:
             plan_target(builder, source, target, observed.host(target.host), replicated)
-        _source_retention(builder, source)
+        _source_retention(builder, source, retention)
+
+
+def _has_snapshot(state: FilesystemState, name: str, newest: int | None, now: int) -> bool:
+    """Whether the managed snapshot named for `now` exists already.
+
+    A managed name encodes its time, so it can only exist when the newest managed snapshot is
+    at least as new as `now`; only then are the versions searched."""
+    if newest is None or newest < now:
+        return False
+    return any(v.name == name and v.is_snapshot for v in state.versions)
 
 
 def _schedule(
-    builder: PlanBuilder, intent: PolicyIntent, states: Sequence[FilesystemState], now: int
+    builder: PlanBuilder,
+    intent: PolicyIntent,
+    states: Sequence[FilesystemState],
+    newest: Sequence[int | None],
+    now: int,
 ) -> tuple[int | None, str | None]:
     """One atomic snapshot of every selected filesystem when the schedule is due."""
     if intent.interval is None and intent.cron is None:
         return None, None
-    newest = [_newest_managed_time(intent, state) for state in states]
     due = [is_due(n, now, interval=intent.interval, cron=intent.cron) for n in newest]
     if not any(due):
         return None, None
     name = snapshot_name(intent.prefix, now)
     filesystems = tuple(
-        state.name for state in states
-        if not any(v.name == name and v.is_snapshot for v in state.versions)
+        state.name
+        for state, state_newest in zip(states, newest, strict=True)
+        if not _has_snapshot(state, name, state_newest, now)
     )
     if not filesystems:
         return None, None
@@ -106,8 +121,10 @@ def _schedule(
         every = f"every {_duration(intent.interval)}"
     else:
         every = f"cron '{intent.cron.text if intent.cron else ''}'"
-    since = f"newest managed snapshot is from {format_time(max(known))}" if known else (
-        "no managed snapshot yet"
+    since = (
+        f"newest managed snapshot is from {format_time(max(known))}"
+        if known
+        else ("no managed snapshot yet")
     )
     snapshot_id = builder.add(
         SnapshotAction,
@@ -130,13 +147,8 @@ def _duration(seconds: int) -> str:
 
 
 def _newest_managed_time(intent: PolicyIntent, state: FilesystemState) -> int | None:
-    newest: int | None = None
-    for version in state.versions:
-        if version.is_snapshot:
-            when = intent.snapshot_time(version.name)
-            if when is not None and (newest is None or when > newest):
-                newest = when
-    return newest
+    snapshot = VersionKind.SNAPSHOT
+    return intent.managed(tuple([v.name for v in state.versions if v.kind is snapshot])).newest
 
 
 def _source_filesystem(
@@ -145,12 +157,10 @@ def _source_filesystem(
     pending_name: str | None,
     snapshot_id: int | None,
     now: int,
+    retention: RetentionMemo,
 ) -> SourceFilesystem:
     pending: Version | None = None
-    versions = state.versions
-    if pending_name is not None and not any(
-        v.name == pending_name and v.is_snapshot for v in versions
-    ):
+    if pending_name is not None:
         newest = state.newest_snapshot()
         pending = Version(
             VersionKind.SNAPSHOT,
@@ -161,32 +171,22 @@ def _source_filesystem(
             written=state.written,
             referenced=(newest.referenced if newest else 0) + state.written,
         )
-        versions = (*versions, pending)
     return SourceFilesystem(
-        intent=intent,
-        host=intent.source_host,
-        name=state.name,
-        state=state,
-        versions=versions,
-        pending=pending,
-        snapshot_action=snapshot_id if pending is not None else None,
+        intent, state, pending=pending, snapshot_action=snapshot_id, retention=retention
     )
 
 
-def _source_retention(builder: PlanBuilder, source: SourceFilesystem) -> None:
+def _source_retention(
+    builder: PlanBuilder, source: SourceFilesystem, retention: RetentionMemo
+) -> None:
     """Destroy the source snapshots no rule keeps, except what replication still needs."""
     intent = source.intent
     if not intent.rules:
         return
-    managed = [
-        (v.name, when)
-        for v in source.versions
-        if v.is_snapshot and (when := intent.snapshot_time(v.name)) is not None
-    ]
-    if not managed:
+    managed = source.managed
+    if not managed.names:
         return
-    managed.sort(key=lambda item: (item[1], item[0]))
-    result = evaluate(intent.rules, managed)
+    result = retention.evaluate(intent.rules, managed)
     if not result.destroyed:
         return
     if source.withheld:
@@ -201,14 +201,17 @@ def _source_retention(builder: PlanBuilder, source: SourceFilesystem) -> None:
             )
         )
         return
-    newest_managed = max(managed, key=lambda item: (item[1], item[0]))[0]
-    by_name = {v.name: v for v in source.versions if v.is_snapshot}
+    newest_managed = managed.names[-1]
+    held = {v.name: v for v in source.held}
     by_reason: dict[Reason, list[str]] = {}
     for name, reason in result.destroyed:
         if name in source.protected or name == newest_managed:
             continue
-        version = by_name[name]
-        remaining = (set(version.holds) - source.released.get(name, set())) | (
+        version = held.get(name)
+        if version is None and name not in source.holds_after:
+            by_reason.setdefault(reason, []).append(name)
+            continue
+        remaining = (set(version.holds if version else ()) - source.released.get(name, set())) | (
             source.holds_after.get(name, set())
         )
         if remaining:
@@ -233,7 +236,7 @@ def _source_retention(builder: PlanBuilder, source: SourceFilesystem) -> None:
             policy=intent.name,
             target=None,
             filesystem=source.name,
-            versions=tuple("@" + n for n in names),
+            versions=builder.snapshot_refs(names),
             reason=reason,
             message=retention_message(reason, len(names), f"policy {intent.name}"),
             depends_on=tuple(source.destroy_deps),

@@ -14,17 +14,16 @@ Safety, decided here from observed state:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.builder import PlanBuilder
-from reconciler.core.desired import PolicyIntent, TargetIntent
+from reconciler.core.desired import TargetIntent
 from reconciler.core.incremental import (
     CommonBase,
     SendStep,
     find_common_base,
     send_steps,
-    versions_after,
 )
 from reconciler.core.names import cursor_bookmark, parse_cursor_bookmark
 from reconciler.core.plan import (
@@ -44,7 +43,8 @@ from reconciler.core.plan import (
     SendAction,
     SendMode,
 )
-from reconciler.core.retention import evaluate
+from reconciler.core.retention import Managed
+from reconciler.core.source import PENDING_TXG, SourceFilesystem, snapshot_names
 from reconciler.core.state import (
     FilesystemState,
     HostState,
@@ -52,32 +52,6 @@ from reconciler.core.state import (
     VersionKind,
 )
 from reconciler.manifest.models import InitialReplication, Protection
-
-PENDING_TXG = 1 << 62  # sorts after every observed createtxg
-
-
-@dataclass(slots=True)
-class SourceFilesystem:
-    """One source filesystem while it is planned, and what its targets ask it to keep."""
-
-    intent: PolicyIntent
-    host: str
-    name: str
-    state: FilesystemState
-    versions: tuple[Version, ...]  # observed, plus the snapshot this pass takes (pending)
-    pending: Version | None = None
-    snapshot_action: int | None = None
-    protected: set[str] = field(default_factory=set)  # snapshots no destroy may touch
-    withheld: list[str] = field(default_factory=list)  # why all destroys are withheld
-    destroy_deps: list[int] = field(default_factory=list)
-    holds_after: dict[str, set[str]] = field(default_factory=dict)  # tags kept or added
-    released: dict[str, set[str]] = field(default_factory=dict)  # tags released in this pass
-
-    def snapshot_named(self, name: str) -> Version | None:
-        for version in reversed(self.versions):
-            if version.name == name and version.is_snapshot:
-                return version
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,28 +102,20 @@ def _keep_for_unobserved_target(
                 "replication cursor bookmark tells what it has"
             )
         return
-    for version in source.versions:
-        if (
-            version.is_snapshot
-            and version.createtxg > cursor.createtxg
-            and source.intent.is_replicated(version.name)
-        ):
-            source.protected.add(version.name)
-    for version in source.versions:  # its hold stays, so the snapshot stays held
-        if version.is_snapshot and target.hold_tag in version.holds:
+    source.protected.update(v.name for v in source.replicated_after(cursor))
+    for version in source.held:  # its hold stays, so the snapshot stays held
+        if target.hold_tag in version.holds:
             source.holds_after.setdefault(version.name, set()).add(target.hold_tag)
 
 
 def _has_any_managed(source: SourceFilesystem) -> bool:
-    return any(source.intent.snapshot_time(v.name) is not None for v in source.versions)
+    return bool(source.managed.names)
 
 
 def _newest_cursor(source: SourceFilesystem, target: TargetIntent) -> Version | None:
     newest: Version | None = None
-    for version in source.versions:
-        if version.kind is VersionKind.BOOKMARK and parse_cursor_bookmark(
-            source.intent.prefix, target.name, version.name
-        ) is not None:
+    for version in source.bookmarks:
+        if parse_cursor_bookmark(source.intent.prefix, target.name, version.name) is not None:
             newest = version
     return newest
 
@@ -174,13 +140,25 @@ class _TargetPlanner:
         self.target_fs = target.target_filesystem(source.name)
         self.target_host = target_host
         self.state: FilesystemState | None = target_host.filesystem(self.target_fs)
-        self.target_versions: tuple[Version, ...] = self.state.versions if self.state else ()
+        self.target_versions: tuple[Version, ...] = ()
+        self.target_snapshots: tuple[Version, ...] = ()
+        self.target_managed = Managed((), ())
+        self._set_target_versions(self.state.versions if self.state else ())
+        self.retention_destroys: dict[str, Reason] = {}
+        self.candidate_names: set[str] = set()
         self.deps: list[int] = []  # what the sends of this pair wait for
         self.sends: list[int] = []
         self.force = False
         self.rolled_back: set[str] = set()
         self.delivered: list[str] = []
         self.target_releases: list[int] = []
+
+    def _set_target_versions(self, versions: tuple[Version, ...]) -> None:
+        self.target_versions = versions
+        snapshot = VersionKind.SNAPSHOT
+        self.target_snapshots = tuple([v for v in versions if v.kind is snapshot])
+        self.target_managed = self.source.intent.managed(snapshot_names(self.target_snapshots))
+        self.target_held = [v for v in self.target_snapshots if v.holds]
 
     # -- the pass for this pair ----------------------------------------------------------
     def run(self) -> None:
@@ -189,7 +167,9 @@ class _TargetPlanner:
             self._initial()
             base = None
         elif base is None:
-            base = find_common_base(self.source.versions, self.target_versions)
+            base = find_common_base(
+                self.source.versions, self.target_versions, self.source.version_with_guid
+            )
             if base is None and not self._no_common_base():
                 return
         if base is not None and not self._incremental(base):
@@ -210,9 +190,9 @@ class _TargetPlanner:
         if state is None or state.resume_token is None:
             return None
         token = state.resume_token
-        snapshot = next(
-            (v for v in self.source.versions if v.is_snapshot and v.guid == token.to_guid), None
-        )
+        snapshot = self.source.version_with_guid(token.to_guid)
+        if snapshot is not None and not snapshot.is_snapshot:
+            snapshot = None
         if snapshot is None:
             self.deps.append(
                 self.b.add(
@@ -226,9 +206,9 @@ class _TargetPlanner:
                     ),
                 )
             )
-            if not state.snapshots:
+            if not self.target_snapshots:
                 self.state = None
-                self.target_versions = ()
+                self._set_target_versions(())
             return None
         estimate = max(0, self._estimate_full(snapshot) - token.bytes_received)
         send_id = self._add_send(
@@ -242,13 +222,12 @@ class _TargetPlanner:
         received = Version(
             VersionKind.SNAPSHOT, snapshot.name, snapshot.guid, PENDING_TXG, snapshot.creation
         )
-        self.target_versions = (*self.target_versions, received)
+        self._set_target_versions((*self.target_versions, received))
         return CommonBase(source=snapshot, target=received)
 
     def _initial(self) -> None:
         """The target filesystem does not exist: a full stream, then the rest."""
-        candidates = [v for v in versions_after(self.source.versions, None)
-                      if self.source.intent.is_replicated(v.name)]
+        candidates = self.source.replicated_after(None)
         if not candidates:
             return
         if self.target.initial_replication is InitialReplication.FAIL:
@@ -263,23 +242,22 @@ class _TargetPlanner:
         if self.target.initial_replication is InitialReplication.MOST_RECENT:
             wanted = {candidates[-1].name}
         else:
-            wanted = self._wanted(candidates, ())[0]
+            wanted = self._wanted(candidates, Managed((), ()))[0]
         self._parent()
-        steps = send_steps(versions_after(self.source.versions, None), wanted, None)
+        steps = send_steps(self.source.snapshots, wanted, None)
         self._add_steps(steps, Reason.INITIAL_REPLICATION, initial=True)
 
     def _no_common_base(self) -> bool:
         """The target exists with nothing in common: a conflict, or an allowed full resync."""
         assert self.state is not None
-        snapshots = self.state.snapshots
-        candidates = [v for v in versions_after(self.source.versions, None)
-                      if self.source.intent.is_replicated(v.name)]
+        snapshots = self.target_snapshots
+        candidates = self.source.replicated_after(None)
         kind = ConflictKind.NO_COMMON_BASE if snapshots else ConflictKind.TARGET_NOT_EMPTY
         if not self.target.allow_full_resync:
             message = (
-                f"{self.target_fs} on {self.target.host} has no snapshot in common with the "
-                "source" if snapshots else
-                f"{self.target_fs} exists on {self.target.host} without any snapshot"
+                f"{self.target_fs} on {self.target.host} has no snapshot in common with the source"
+                if snapshots
+                else f"{self.target_fs} exists on {self.target.host} without any snapshot"
             )
             self._conflict(
                 kind,
@@ -308,21 +286,25 @@ class _TargetPlanner:
         self.force = True
         wanted = {candidates[-1].name}
         if self.target.initial_replication is InitialReplication.ALL:
-            wanted = self._wanted(candidates, ())[0]
-        steps = send_steps(versions_after(self.source.versions, None), wanted, None)
+            wanted = self._wanted(candidates, Managed((), ()))[0]
+        steps = send_steps(self.source.snapshots, wanted, None)
         self._add_steps(steps, Reason.FULL_RESYNC, initial=False)
         return True
 
     def _incremental(self, base: CommonBase) -> bool:
         """Send what the target wants after the base; False when a conflict stops the pair."""
         assert self.state is not None
-        after_source = versions_after(self.source.versions, base.source)
-        candidates = [v for v in after_source if self.source.intent.is_replicated(v.name)]
-        target_after = [
-            v for v in self.target_versions
-            if v.is_snapshot and v.createtxg > base.target.createtxg
-        ]
-        wanted, _ = self._wanted(candidates, self._target_managed())
+        after_source = self.source.after(base.source)
+        candidates = self.source.replicated_after(base.source)
+        base_txg = base.target.createtxg
+        target_after: list[Version] = []
+        for version in reversed(self.target_snapshots):  # usually none: stop at the base
+            if version.createtxg <= base_txg:
+                break
+            target_after.append(version)
+        target_after.reverse()
+        wanted, self.retention_destroys = self._wanted(candidates, self.target_managed)
+        self.candidate_names = {v.name for v in candidates}
         if not wanted:
             return True
         raw = self.target.send_options.raw
@@ -333,7 +315,8 @@ class _TargetPlanner:
                 kind = ConflictKind.DIVERGED if diverged else ConflictKind.TARGET_MODIFIED
                 why = (
                     f"has snapshots after the common snapshot @{base.target.name}"
-                    if diverged else "was written to since its newest snapshot"
+                    if diverged
+                    else "was written to since its newest snapshot"
                 )
                 self._conflict(
                     kind,
@@ -351,34 +334,24 @@ class _TargetPlanner:
 
     # -- pieces --------------------------------------------------------------------------
     def _wanted(
-        self, candidates: Sequence[Version], on_target: Sequence[tuple[str, int]]
+        self, candidates: Sequence[Version], on_target: Managed
     ) -> tuple[set[str], dict[str, Reason]]:
-        """(candidates the target wants, target snapshots its retention destroys and why)."""
+        """(candidates the target wants, target snapshots its retention destroys and why).
+
+        The target's retention sees its managed snapshots and the candidates together, so a
+        candidate it would destroy at once is never sent."""
         intent = self.source.intent
         if not self.target.rules:
             return {v.name for v in candidates}, {}
-        timed: dict[str, int] = dict(on_target)
-        foreign: set[str] = set()
-        for version in candidates:
-            when = intent.snapshot_time(version.name)
-            if when is None:
-                foreign.add(version.name)
-            else:
-                timed[version.name] = when
-        ordered = sorted(timed.items(), key=lambda item: (item[1], item[0]))
-        result = evaluate(self.target.rules, ordered)
+        merged = intent.managed(on_target.names + snapshot_names(candidates))
+        result = self.source.retention.evaluate(self.target.rules, merged)
         kept = result.kept
-        wanted = {v.name for v in candidates if v.name in kept or v.name in foreign}
+        wanted = {
+            v.name
+            for v in candidates
+            if v.name in kept or intent.snapshot_time(v.name) is None  # included foreign
+        }
         return wanted, dict(result.destroyed)
-
-    def _target_managed(self) -> list[tuple[str, int]]:
-        managed: list[tuple[str, int]] = []
-        for version in self.target_versions:
-            if version.is_snapshot:
-                when = self.source.intent.snapshot_time(version.name)
-                if when is not None:
-                    managed.append((version.name, when))
-        return managed
 
     def _newest_target(self) -> Version:
         assert self.state is not None
@@ -392,7 +365,8 @@ class _TargetPlanner:
         reason = Reason.ROLLBACK_DIVERGED if target_after else Reason.ROLLBACK_MODIFIED
         what = (
             f"destroys {len(destroys)} snapshot(s) found only on the target"
-            if destroys else "discards changes written since that snapshot"
+            if destroys
+            else "discards changes written since that snapshot"
         )
         self.deps.append(
             self.b.add(
@@ -436,8 +410,10 @@ class _TargetPlanner:
     def _add_steps(self, steps: Sequence[SendStep], reason: Reason, *, initial: bool) -> None:
         for index, step in enumerate(steps):
             first_full = initial and index == 0
-            send_reason = reason if first_full or reason is Reason.FULL_RESYNC else (
-                Reason.NOT_YET_REPLICATED
+            send_reason = (
+                reason
+                if first_full or reason is Reason.FULL_RESYNC
+                else (Reason.NOT_YET_REPLICATED)
             )
             send_id = self._add_send(step, send_reason, self._describe(step, first_full))
             if first_full:
@@ -454,8 +430,10 @@ class _TargetPlanner:
     ) -> int:
         deps = list(self.deps)
         pending = self.source.pending
-        if pending is not None and self.source.snapshot_action is not None and (
-            pending.name in step.delivers or step.from_version == "@" + pending.name
+        if (
+            pending is not None
+            and self.source.snapshot_action is not None
+            and (pending.name in step.delivers or step.from_version == "@" + pending.name)
         ):
             deps.append(self.source.snapshot_action)
         receive = self.target.receive_options
@@ -493,8 +471,10 @@ class _TargetPlanner:
             why = "initial replication" if initial else "full resync"
             return f"{why}: full stream of @{step.to_snapshot} to {self.target_fs}"
         if step.mode is SendMode.INTERMEDIATES:
-            return f"{what} not yet on {self.target.name} (-I {step.from_version} to " \
-                   f"@{step.to_snapshot})"
+            return (
+                f"{what} not yet on {self.target.name} (-I {step.from_version} to "
+                f"@{step.to_snapshot})"
+            )
         return f"@{step.to_snapshot} not yet on {self.target.name} (-i {step.from_version})"
 
     def _estimate(self, step: SendStep) -> int:
@@ -505,23 +485,19 @@ class _TargetPlanner:
         start = self._txg_of(step.from_version)
         to = self.source.snapshot_named(step.to_snapshot)
         end = to.createtxg if to is not None else PENDING_TXG
-        return sum(
-            v.written for v in self.source.versions
-            if v.is_snapshot and start < v.createtxg <= end
-        )
+        return self.source.written_between(start, end)
 
     def _estimate_full(self, snapshot: Version) -> int:
         if snapshot.referenced:
             return snapshot.referenced
-        return sum(
-            v.written for v in self.source.versions
-            if v.is_snapshot and v.createtxg <= snapshot.createtxg
-        )
+        return self.source.written_between(-1, snapshot.createtxg)
 
     def _txg_of(self, reference: str) -> int:
-        kind = VersionKind.SNAPSHOT if reference[0] == "@" else VersionKind.BOOKMARK
-        for version in self.source.versions:
-            if version.kind is kind and version.name == reference[1:]:
+        if reference[0] == "@":
+            snapshot = self.source.snapshot_named(reference[1:])
+            return snapshot.createtxg if snapshot is not None else 0
+        for version in self.source.bookmarks:
+            if version.name == reference[1:]:
                 return version.createtxg
         return 0
 
@@ -537,19 +513,14 @@ class _TargetPlanner:
         snapshot = self.source.snapshot_named(name)
         if snapshot is None:
             return False
-        return any(
-            v.kind is VersionKind.BOOKMARK and v.guid == snapshot.guid and v.guid != 0
-            for v in self.source.versions
-        )
+        return any(v.guid == snapshot.guid and v.guid != 0 for v in self.source.bookmarks)
 
     def _cursor(self, newest: str | None) -> None:
         """Bookmark the newest replicated snapshot; drop the cursor bookmarks it supersedes."""
         if self.target.protection is Protection.NONE or newest is None:
             return
         wanted = cursor_bookmark(newest, self.target.name)
-        existing = {
-            v.name for v in self.source.versions if v.kind is VersionKind.BOOKMARK
-        }
+        existing = {v.name for v in self.source.bookmarks}
         deps: tuple[int, ...] = ()
         if wanted not in existing:
             bookmark_id = self.b.add(
@@ -568,7 +539,8 @@ class _TargetPlanner:
             deps = (bookmark_id,)
             self.source.destroy_deps.append(bookmark_id)
         stale = sorted(
-            name for name in existing
+            name
+            for name in existing
             if name != wanted
             and parse_cursor_bookmark(self.source.intent.prefix, self.target.name, name)
         )
@@ -589,23 +561,37 @@ class _TargetPlanner:
         """Resumable protection: our hold sits on the newest common snapshot, on both sides."""
         keep = newest if self.target.protection is Protection.RESUMABLE else None
         tag = self.target.hold_tag
-        source_hold = self._hold_side(self.source.host, self.source.name, self.source.versions,
-                                      keep, tag)
+        source_hold = self._hold_side(
+            self.source.host, self.source.name, self.source.held, keep, tag
+        )
         if keep is not None:
             self.source.holds_after.setdefault(keep, set()).add(tag)
-        self._release_side(self.source.host, self.source.name, self.source.versions, keep, tag,
-                           source_hold, self.source.destroy_deps)
-        target_hold = self._hold_side(self.target.host, self.target_fs, self.target_versions,
-                                      keep, tag)
-        self._release_side(self.target.host, self.target_fs, self.target_versions, keep, tag,
-                           target_hold, self.target_releases)
+        self._release_side(
+            self.source.host,
+            self.source.name,
+            self.source.held,
+            keep,
+            tag,
+            source_hold,
+            self.source.destroy_deps,
+        )
+        target_hold = self._hold_side(self.target.host, self.target_fs, self.target_held, keep, tag)
+        self._release_side(
+            self.target.host,
+            self.target_fs,
+            self.target_held,
+            keep,
+            tag,
+            target_hold,
+            self.target_releases,
+        )
 
     def _hold_side(
         self, host: str, filesystem: str, versions: Sequence[Version], keep: str | None, tag: str
     ) -> int | None:
         if keep is None:
             return None
-        held = any(v.is_snapshot and v.name == keep and tag in v.holds for v in versions)
+        held = any(v.name == keep and tag in v.holds for v in versions if v.holds)
         if held:
             return None
         return self.b.add(
@@ -633,7 +619,7 @@ class _TargetPlanner:
         into: list[int],
     ) -> None:
         for version in versions:
-            if not version.is_snapshot or tag not in version.holds or version.name == keep:
+            if not version.holds or tag not in version.holds or version.name == keep:
                 continue
             if version.name in self.rolled_back:
                 continue
@@ -650,7 +636,8 @@ class _TargetPlanner:
                         reason=Reason.HOLD_SUPERSEDED,
                         message=(
                             f"@{keep} is now the newest snapshot common with {self.target.name}"
-                            if keep else f"protection of {self.target.name} is "
+                            if keep
+                            else f"protection of {self.target.name} is "
                             f"{self.target.protection.value}: no hold needed"
                         ),
                         depends_on=(hold_id,) if hold_id is not None else (),
@@ -660,35 +647,32 @@ class _TargetPlanner:
 
     def _target_retention(self, base: CommonBase | None, newest: str | None) -> None:
         """Destroy what the target's retention does not keep, after the sends succeeded."""
-        if not self.target.rules or self.state is None:
+        destroyed = self.retention_destroys
+        if not destroyed or self.state is None:
             return
-        candidates = [
-            v for v in versions_after(self.source.versions, base.source if base else None)
-            if self.source.intent.is_replicated(v.name)
-        ]
-        _, destroyed = self._wanted(candidates, self._target_managed())
         spared = {newest} if newest is not None else set()
         if base is not None and not self.sends:
             spared.add(base.target.name)
         by_reason: dict[Reason, list[str]] = {}
-        for version in self.target_versions:
-            name = version.name
-            if not version.is_snapshot or name not in destroyed:
+        skip = spared | self.rolled_back | self.candidate_names
+        held = {v.name: v.holds for v in self.target_held}
+        for name, reason in destroyed.items():  # target snapshots and candidates, oldest first
+            if name in skip:
                 continue
-            if name in spared or name in self.rolled_back:
-                continue
-            foreign_holds = sorted(t for t in version.holds if t != self.target.hold_tag)
-            if foreign_holds:
-                self._held_notice(self.target.host, self.target_fs, name, foreign_holds)
-                continue
-            by_reason.setdefault(destroyed[name], []).append(name)
+            holds = held.get(name)
+            if holds:
+                foreign_holds = sorted(t for t in holds if t != self.target.hold_tag)
+                if foreign_holds:
+                    self._held_notice(self.target.host, self.target_fs, name, foreign_holds)
+                    continue
+            by_reason.setdefault(reason, []).append(name)
         for reason, names in sorted(by_reason.items()):
             self.b.add(
                 DestroyAction,
                 **self.side.fields(
                     host=self.target.host,
                     filesystem=self.target_fs,
-                    versions=tuple("@" + n for n in names),
+                    versions=self.b.snapshot_refs(names),
                     reason=reason,
                     message=retention_message(reason, len(names), f"target {self.target.name}"),
                     depends_on=(*self.sends, *self.target_releases),

@@ -47,7 +47,9 @@ class Version:
 
 def sort_versions(versions: Iterable[Version]) -> tuple[Version, ...]:
     """Versions in createtxg order, snapshots before bookmarks of the same txg, then by name."""
-    return tuple(sorted(versions, key=lambda v: (v.createtxg, v.kind is VersionKind.BOOKMARK, v.name)))
+    return tuple(
+        sorted(versions, key=lambda v: (v.createtxg, v.kind is VersionKind.BOOKMARK, v.name))
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ names without sigil (`zr_20261126T041500Z`); `version` is a short name with its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
@@ -28,7 +28,7 @@ class SendRequest:
     from_version: str | None = None  # "@snap" or "#mark"; None for a full stream
     intermediates: bool = False  # -I instead of -i
     resume_token: str | None = None
-    options: SendOptions = SendOptions()
+    options: SendOptions = field(default_factory=SendOptions)
 
 
 class SendStream(Protocol):

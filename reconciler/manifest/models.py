@@ -1,0 +1,319 @@
+"""The manifest models: the single source of truth for the `Host` and `Policy` kinds.
+
+Owns the pydantic v2 models of every manifest document (camelCase aliases in YAML, snake_case
+attributes in Python; unknown fields are errors; values are frozen), the choice enums the
+planner compares (`Transport`, `Protection`, `InitialReplication`) and `Manifests`, the loaded
+and validated set. Built by `reconciler.manifest.loader`; read by `reconciler.core.desired` and
+the CLI; exported as JSON Schema by `reconciler.manifest.schema`.
+
+Documents are shaped like Kubernetes objects (`apiVersion`, `kind`, `metadata`, `spec`) so that
+the same YAML can later be served as custom resources. This module imports nothing from
+`reconciler.core`: checks that need the filesystem filters live in `validate.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from reconciler.manifest.errors import SourceLocation
+from reconciler.manifest.fields import (
+    PROPERTY_MAP_SCHEMA,
+    Count,
+    CronText,
+    Duration,
+    FilesystemName,
+    Flag,
+    GridText,
+    Label,
+    NonEmpty,
+    Port,
+    Prefix,
+    PropertyName,
+    Regex,
+    SSHOption,
+    describe,
+    invalid,
+)
+
+API_VERSION = "zfs-reconciler.dev/v1alpha1"
+KINDS = ("Host", "Policy")
+
+
+class Transport(StrEnum):
+    LOCAL = "local"
+    SSH = "ssh"
+
+
+class Protection(StrEnum):
+    RESUMABLE = "resumable"
+    INCREMENTAL = "incremental"
+    NONE = "none"
+
+
+class InitialReplication(StrEnum):
+    MOST_RECENT = "mostRecent"
+    ALL = "all"
+    FAIL = "fail"
+
+
+class Model(BaseModel):
+    """Base of every manifest model: camelCase aliases, unknown fields forbidden, frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+    )
+
+
+class Metadata(Model):
+    name: Label
+    """The object's name, unique per kind: a DNS-1123 label."""
+    labels: dict[str, str] = {}
+    """Free-form labels, as on Kubernetes objects."""
+
+
+# --- Host -------------------------------------------------------------------------------------
+
+
+class SSHSpec(Model):
+    host: NonEmpty
+    """The address ssh connects to."""
+    port: Port = 22
+    user: NonEmpty | None = None
+    """The remote user; ssh's default when absent."""
+    identity_file: NonEmpty | None = None
+    """A private key file (`ssh -i`)."""
+    options: list[SSHOption] = []
+    """Extra `ssh -o Key=Value` options."""
+
+
+class HostSpec(Model):
+    transport: Transport = Transport.LOCAL
+    """How zfs is reached: `local` runs it here, `ssh` runs it over ssh."""
+    ssh: SSHSpec | None = Field(default=None, validate_default=True)
+    """Connection settings; required with transport ssh, forbidden with local."""
+    zfs_command: list[NonEmpty] = Field(default=["zfs"], min_length=1)
+    """The argv that runs zfs on the host, e.g. `[sudo, zfs]`."""
+
+    @field_validator("ssh")
+    @classmethod
+    def _ssh_matches_transport(cls, ssh: SSHSpec | None, info: ValidationInfo) -> SSHSpec | None:
+        transport = info.data.get("transport")
+        if transport is Transport.SSH and ssh is None:
+            raise invalid("ssh_missing", "transport ssh needs an ssh block (at least ssh.host)")
+        if transport is Transport.LOCAL and ssh is not None:
+            raise invalid("ssh_forbidden", "an ssh block needs transport: ssh")
+        return ssh
+
+
+class Host(Model):
+    """A machine where zfs runs."""
+
+    api_version: Literal["zfs-reconciler.dev/v1alpha1"]
+    kind: Literal["Host"]
+    metadata: Metadata
+    spec: HostSpec
+
+
+# --- Policy: source and snapshots --------------------------------------------------------------
+
+
+class SourceSpec(Model):
+    host: NonEmpty
+    """The name of the Host whose filesystems are snapshotted and replicated."""
+    filesystems: dict[str, Flag] = Field(min_length=1)
+    """Filter: `"tank/home<": true` selects it and all below, false excludes; most specific wins."""
+
+
+class SnapshotsSpec(Model):
+    prefix: Prefix
+    """The managed namespace: snapshots are named `<prefix>YYYYMMDDTHHMMSSZ` (UTC)."""
+    interval: Duration | None = None
+    """Take a snapshot when the newest managed one is at least this old."""
+    cron: CronText | None = None
+    """Take a snapshot at these times (5-field cron, UTC). Exclusive with interval."""
+    include: list[Regex] = []
+    """Regexes of foreign snapshot names that are replicated too (never destroyed)."""
+
+    @field_validator("cron")
+    @classmethod
+    def _one_schedule(cls, cron: Any, info: ValidationInfo) -> Any:
+        if cron is not None and info.data.get("interval") is not None:
+            raise invalid("schedule_conflict", "interval and cron are mutually exclusive")
+        return cron
+
+
+# --- Policy: retention ------------------------------------------------------------------------
+
+
+class GridRule(Model):
+    grid: GridText
+    """Keep snapshots by age buckets (zrepl grid), e.g. `1x1h(keep=all) | 24x1h | 14x1d`."""
+
+
+class LastNRule(Model):
+    last_n: Count
+    """Keep the newest N managed snapshots."""
+
+
+class RegexRule(Model):
+    regex: Regex
+    """Keep managed snapshots whose full name matches (re.search)."""
+
+
+_RULE_KEYS = {"grid": "GridRule", "lastN": "LastNRule", "last_n": "LastNRule", "regex": "RegexRule"}
+RULE_TAGS = frozenset(_RULE_KEYS.values())
+"""Union tags that pydantic puts in error locations; the loader leaves them out of paths."""
+
+
+def _rule_tag(value: Any) -> str | None:
+    if isinstance(value, GridRule | LastNRule | RegexRule):
+        return type(value).__name__
+    if isinstance(value, dict):
+        tags = {_RULE_KEYS[key] for key in value if key in _RULE_KEYS}
+        return tags.pop() if len(tags) == 1 else None
+    return None
+
+
+def _check_rule_shape(value: Any) -> Any:
+    """A rule is exactly one of grid, lastN, regex; say so before the union is tried."""
+    if isinstance(value, GridRule | LastNRule | RegexRule):
+        return value
+    if not isinstance(value, dict):
+        raise invalid(
+            "rule_type",
+            f"a retention rule is a mapping with grid, lastN or regex, not {describe(value)}",
+        )
+    keys = [key for key in ("grid", "lastN", "last_n", "regex") if key in value]
+    if not keys:
+        raise invalid("rule_missing", "a retention rule needs exactly one of grid, lastN, regex")
+    if len(keys) > 1:
+        raise invalid(
+            "rule_ambiguous",
+            f"a retention rule takes exactly one of grid, lastN, regex; got {' and '.join(keys)} "
+            "(write each as its own list item)",
+        )
+    return value
+
+
+Rule = Annotated[
+    Annotated[GridRule, Tag("GridRule")]
+    | Annotated[LastNRule, Tag("LastNRule")]
+    | Annotated[RegexRule, Tag("RegexRule")],
+    Discriminator(_rule_tag),
+    BeforeValidator(_check_rule_shape),
+]
+"""One retention rule: `{grid: ...}`, `{lastN: N}` or `{regex: ...}`."""
+
+
+class RetentionSpec(Model):
+    keep: list[Rule] = Field(min_length=1)
+    """A snapshot is kept if any rule keeps it; rules see managed snapshots only."""
+
+
+# --- Policy: replication ----------------------------------------------------------------------
+
+
+class SendSpec(Model):
+    raw: Flag = False
+    """`zfs send -w`: send encrypted data as is."""
+    compressed: Flag = False
+    """`zfs send -c`."""
+    large_blocks: Flag = False
+    """`zfs send -L`."""
+    embedded_data: Flag = False
+    """`zfs send -e`."""
+    properties: Flag = False
+    """`zfs send -p`: send the filesystem's properties."""
+
+
+class ReceivePropertiesSpec(Model):
+    override: Annotated[dict[PropertyName, str], PROPERTY_MAP_SCHEMA] = {}
+    """Properties set on received filesystems (`zfs receive -o P=V`)."""
+    inherit: list[PropertyName] = []
+    """Properties received filesystems inherit (`zfs receive -x P`)."""
+
+    @field_validator("inherit")
+    @classmethod
+    def _not_both(cls, inherit: list[str], info: ValidationInfo) -> list[str]:
+        both = sorted(set(inherit) & set(info.data.get("override", {})))
+        if both:
+            raise invalid(
+                "property_conflict",
+                f"{', '.join(both)}: a property cannot be both overridden and inherited",
+            )
+        return inherit
+
+
+class ReceiveSpec(Model):
+    properties: ReceivePropertiesSpec = ReceivePropertiesSpec()
+    allow_rollback: Flag = False
+    """Allow rolling a target back (`recv -F`, destroying target-only snapshots)."""
+    allow_full_resync: Flag = False
+    """Allow replacing a diverged target filesystem by a full send."""
+
+
+class TargetSpec(Model):
+    name: Label
+    """The target's name, unique within the policy (used in hold and bookmark names)."""
+    host: NonEmpty
+    """The name of the Host that receives."""
+    root: FilesystemName
+    """Source filesystem `tank/x` is received as `<root>/tank/x`."""
+    retention: RetentionSpec | None = None
+    """The target's own retention; absent keeps everything managed."""
+    protection: Protection = Protection.RESUMABLE
+    """How the source keeps what the target still needs: `resumable`, `incremental`, `none`."""
+    initial_replication: InitialReplication = InitialReplication.MOST_RECENT
+    """What a first send transfers: `mostRecent`, `all`, or `fail` (refuse)."""
+    send: SendSpec = SendSpec()
+    receive: ReceiveSpec = ReceiveSpec()
+
+
+class PolicySpec(Model):
+    source: SourceSpec
+    snapshots: SnapshotsSpec
+    retention: RetentionSpec | None = None
+    """Source retention; absent keeps everything managed."""
+    replication: list[TargetSpec] = []
+
+
+class Policy(Model):
+    """What must exist for a set of filesystems on one source host."""
+
+    api_version: Literal["zfs-reconciler.dev/v1alpha1"]
+    kind: Literal["Policy"]
+    metadata: Metadata
+    spec: PolicySpec
+
+
+Manifest = Annotated[Host | Policy, Field(discriminator="kind")]
+"""Any manifest document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    """A loaded, validated set of manifests; mappings are sorted by name."""
+
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    sources: Mapping[tuple[str, str], SourceLocation] = field(default_factory=dict)
+    """(kind, name) → where the document starts."""

@@ -1,0 +1,1 @@
+"""Planner benchmark support: synthetic observed state at fleet scale (see `synthetic.py`)."""
