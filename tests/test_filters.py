@@ -1,4 +1,4 @@
-"""Tests for zrepl-style filesystem filters (`reconciler.core.filters`)."""
+"""Tests for zrepl-style filesystem filters (`reconciler.manifest.filters`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.filters import FilesystemFilter, filter_problems, filters_may_overlap
+from reconciler.manifest.filters import FilesystemFilter, filter_problems, filters_may_overlap
 
 HOME = {"tank/home<": True, "tank/home/scratch<": False}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.filters import FilesystemFilter
 from reconciler.manifest.errors import ManifestErrors
+from reconciler.manifest.filters import FilesystemFilter
 from reconciler.manifest.loader import parse_manifests
 from reconciler.manifest.validate import shifted
 

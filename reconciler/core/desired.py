@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from reconciler.core.filters import FilesystemFilter
 from reconciler.core.names import hold_tag, parse_hold_tag, snapshot_time
 from reconciler.core.plan import ReceiveOptions, SendOptions
 from reconciler.core.retention import GridRule, LastNRule, Managed, RegexRule, Rule
 from reconciler.manifest.cron import CronSchedule
+from reconciler.manifest.filters import FilesystemFilter
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import InitialReplication, Policy, Protection
 

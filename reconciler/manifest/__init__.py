@@ -12,6 +12,6 @@ What the rest of the program calls:
 Modules: `models` (documents), `fields` (annotated field types), `yamldoc` (YAML with
 positions), `loader` (files → Manifests), `validate` (cross-document checks), `errors`,
 `schema`. This package imports no other part of the program, except that `validate` uses the
-pure filter module `reconciler.core.filters`. Nothing is imported here, so that importing one
+pure filter module `reconciler.manifest.filters`. Nothing is imported here, so that importing one
 submodule stays cheap and free of cycles.
 """

@@ -5,8 +5,8 @@ document has passed model validation. It returns `Problem`s that name the docume
 name) and the field path inside it; the loader turns them into `FILE:LINE:COLUMN` errors.
 Pure: no YAML, no I/O.
 
-Semantic validation uses the pure filter module `reconciler.core.filters` (matching and
-overlap of `tank/home<` filters): the one place where the manifest package imports the core.
+Semantic validation uses the pure filter module `reconciler.manifest.filters` (matching and
+overlap of `tank/home<` filters), which the planner in `core` uses as well.
 `models.py` stays free of it.
 
 Checks, in this order: filesystem filter patterns; references to unknown hosts; target names
@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.filters import FilesystemFilter, filter_problems, filters_may_overlap
+from reconciler.manifest.filters import FilesystemFilter, filter_problems, filters_may_overlap
 from reconciler.manifest.models import Policy, TargetSpec
 
 FieldPath = tuple[str | int, ...]

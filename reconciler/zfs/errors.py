@@ -30,8 +30,14 @@ class DatasetExists(ZFSError):
 class SnapshotHeld(ZFSError):
     """A destroy was refused because a snapshot has holds. `held` names them."""
 
-    def __init__(self, host: str, dataset: str, detail: str, held: tuple[str, ...] = (),
-                 command: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        host: str,
+        dataset: str,
+        detail: str,
+        held: tuple[str, ...] = (),
+        command: tuple[str, ...] = (),
+    ):
         super().__init__(host, dataset, detail, command)
         self.held = held
 

@@ -1,0 +1,338 @@
+"""The executor: carries out a `Plan` through the ZFS port, in plan order, never deciding again.
+
+Owned here: `execute`, `ActionResult`, `ActionStatus` and `ApplyReport`. Called by the CLI for
+one pass (and later by the loop). An action runs when every action it `depends_on` succeeded
+(`ok` or `already_done`); otherwise it is `skipped`, naming the failed action behind it, and
+independent actions still run. `run_action` carries out one action and knows nothing of the
+others, so independent sends can later run in parallel.
+
+Every action is idempotent (product guarantee 6): what ZFS reports as "already so" is success.
+
+| action       | outcome treated as `already_done`                                            |
+|--------------|------------------------------------------------------------------------------|
+| snapshot     | DatasetExists and every snapshot exists (if only some do, the rest are taken) |
+| create       | DatasetExists                                                                |
+| abort_resume | DatasetNotFound (no partial receive state left)                              |
+| send         | DatasetExists / ReceiveRefused, and the target holds the to-snapshot (GUID)  |
+| bookmark     | DatasetExists                                                                |
+| hold         | DatasetExists (the tag is already there)                                     |
+| release      | HoldNotFound, or DatasetNotFound (the snapshot, and so its hold, is gone)    |
+| destroy      | DatasetNotFound and none of the versions is left (else the rest is destroyed) |
+
+A destroy refused by SnapshotHeld is retried once without the held snapshots; the result names
+the ones kept. One log line per action (kind, host, target, outcome, duration); sinks are the
+CLI's business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+from typing import assert_never
+
+from loguru import logger
+
+from reconciler.core.plan import (
+    AbortResumeAction,
+    Action,
+    BookmarkAction,
+    CreateParentAction,
+    DestroyAction,
+    HoldAction,
+    Plan,
+    ReleaseAction,
+    RollbackAction,
+    SendAction,
+    SendMode,
+    SnapshotAction,
+)
+from reconciler.zfs.errors import (
+    DatasetExists,
+    DatasetNotFound,
+    HoldNotFound,
+    HostUnreachable,
+    ReceiveRefused,
+    SnapshotHeld,
+    ZFSError,
+)
+from reconciler.zfs.port import ZFS, SendRequest
+
+
+class ActionStatus(StrEnum):
+    OK = "ok"
+    ALREADY_DONE = "already_done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+DONE = (ActionStatus.OK, ActionStatus.ALREADY_DONE)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action_id: int
+    status: ActionStatus
+    message: str
+    error: ZFSError | None = None
+    duration: float = 0.0  # seconds
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in DONE
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    results: tuple[ActionResult, ...] = ()
+
+    @property
+    def failed(self) -> tuple[ActionResult, ...]:
+        return tuple(r for r in self.results if r.status is ActionStatus.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.succeeded for r in self.results)
+
+    def result(self, action_id: int) -> ActionResult | None:
+        return next((r for r in self.results if r.action_id == action_id), None)
+
+
+EventSink = Callable[[ActionResult], None]
+
+
+def execute(
+    plan: Plan, hosts: Mapping[str, ZFS], *, on_event: EventSink | None = None
+) -> ApplyReport:
+    results: list[ActionResult] = []
+    done: dict[int, ActionResult] = {}
+    causes: dict[int, int] = {}  # a failed or skipped action → the failed action behind it
+    for action in plan.actions:
+        result = _blocked(action, done, causes) or run_action(action, hosts)
+        done[action.id] = result
+        results.append(result)
+        _log(action, result)
+        if on_event is not None:
+            on_event(result)
+    return ApplyReport(tuple(results))
+
+
+def _blocked(
+    action: Action, done: Mapping[int, ActionResult], causes: dict[int, int]
+) -> ActionResult | None:
+    for dependency in action.depends_on:
+        prior = done.get(dependency)
+        if prior is None:
+            causes[action.id] = dependency
+            why = f"skipped: depends on action {dependency}, which has not run before it"
+            return ActionResult(action.id, ActionStatus.SKIPPED, why)
+        if not prior.succeeded:
+            root = causes.get(dependency, dependency)
+            causes[action.id] = root
+            what = "failed" if root == dependency else f"was skipped: action {root} failed"
+            why = f"skipped: depends on action {dependency}, which {what}"
+            return ActionResult(action.id, ActionStatus.SKIPPED, why)
+    return None
+
+
+def run_action(action: Action, hosts: Mapping[str, ZFS]) -> ActionResult:
+    """Carry out one action; ZFS errors become a `failed` result, never an exception."""
+    start = time.monotonic()
+    try:
+        status, message = _dispatch(action, hosts)
+        error = None
+    except ZFSError as failure:
+        status, message, error = ActionStatus.FAILED, failure.detail, failure
+    return ActionResult(action.id, status, message, error, time.monotonic() - start)
+
+
+Outcome = tuple[ActionStatus, str]
+
+
+def _dispatch(action: Action, hosts: Mapping[str, ZFS]) -> Outcome:
+    host = _host(hosts, action.host)
+    match action:
+        case SnapshotAction():
+            return _snapshot(host, action)
+        case CreateParentAction():
+            create = partial(host.create, action.filesystem, parents=True)
+            return _quietly(create, f"created {action.filesystem}", DatasetExists)
+        case AbortResumeAction():
+            abort = partial(host.abort_resume, action.filesystem)
+            return _quietly(abort, "discarded the partial receive", DatasetNotFound)
+        case RollbackAction():
+            host.rollback(action.filesystem, _short(action.snapshot), bool(action.destroys))
+            return ActionStatus.OK, f"rolled back to {action.snapshot}"
+        case SendAction():
+            return _send(host, _host(hosts, action.target_host), action)
+        case BookmarkAction():
+            mark = partial(
+                host.bookmark, action.filesystem, _short(action.snapshot), _short(action.bookmark)
+            )
+            return _quietly(
+                mark, f"bookmarked {action.snapshot} as {action.bookmark}", DatasetExists
+            )
+        case HoldAction():
+            hold = partial(host.hold, action.filesystem, _short(action.snapshot), action.tag)
+            return _quietly(hold, f"held {action.snapshot} ({action.tag})", DatasetExists)
+        case ReleaseAction():
+            release = partial(host.release, action.filesystem, _short(action.snapshot), action.tag)
+            done = f"released {action.snapshot} ({action.tag})"
+            return _quietly(release, done, HoldNotFound, DatasetNotFound)
+        case DestroyAction():
+            return _destroy(host, action)
+        case _:
+            assert_never(action)
+
+
+def _quietly(operation: Callable[[], None], done: str, *already: type[ZFSError]) -> Outcome:
+    """Run the operation; the errors in `already` mean it was done before."""
+    try:
+        operation()
+    except already as error:
+        return ActionStatus.ALREADY_DONE, f"already done: {error.detail}"
+    return ActionStatus.OK, done
+
+
+def _snapshot(host: ZFS, action: SnapshotAction) -> Outcome:
+    try:
+        host.snapshot(action.filesystems, action.name)
+    except DatasetExists:
+        present = _with_snapshot(host, action.filesystems, action.name)
+        missing = [fs for fs in action.filesystems if fs not in present]
+        if not missing:
+            return ActionStatus.ALREADY_DONE, f"@{action.name} already exists everywhere"
+        host.snapshot(missing, action.name)
+        return ActionStatus.OK, (
+            f"took @{action.name} on {', '.join(missing)}; it already existed on "
+            f"{', '.join(sorted(present))}"
+        )
+    count = len(action.filesystems)
+    return ActionStatus.OK, f"took @{action.name} on {count} filesystem(s) at once"
+
+
+def _with_snapshot(host: ZFS, filesystems: Sequence[str], name: str) -> set[str]:
+    seen = host.observe()
+    return {
+        fs
+        for fs in filesystems
+        if (state := seen.filesystem(fs)) is not None
+        and any(v.name == name for v in state.snapshots)
+    }
+
+
+def _send(source: ZFS, target: ZFS, action: SendAction) -> Outcome:
+    stream = source.send(_request(action))
+    try:
+        target.receive(action.target_filesystem, stream, action.receive_options)
+    except (DatasetExists, ReceiveRefused):
+        if not _already_received(source, target, action):
+            raise
+        return ActionStatus.ALREADY_DONE, f"{action.to_snapshot} is already on the target"
+    where = f"{action.target_host}:{action.target_filesystem}"
+    return ActionStatus.OK, f"received {', '.join('@' + d for d in action.delivers)} on {where}"
+
+
+def _request(action: SendAction) -> SendRequest:
+    if action.mode is SendMode.RESUME:
+        return SendRequest(
+            action.filesystem, None, resume_token=action.resume_token, options=action.send_options
+        )
+    return SendRequest(
+        filesystem=action.filesystem,
+        to_snapshot=_short(action.to_snapshot),
+        from_version=None if action.mode is SendMode.FULL else action.from_version,
+        intermediates=action.mode is SendMode.INTERMEDIATES,
+        options=action.send_options,
+    )
+
+
+def _already_received(source: ZFS, target: ZFS, action: SendAction) -> bool:
+    """The target already holds the to-snapshot (the same GUID as on the source)."""
+    name = _short(action.to_snapshot)
+    try:
+        sent = source.observe().filesystem(action.filesystem)
+        there = target.observe().filesystem(action.target_filesystem)
+    except ZFSError:
+        return False
+    if sent is None or there is None:
+        return False
+    guids = {v.guid for v in sent.snapshots if v.name == name}
+    return any(v.guid in guids for v in there.snapshots)
+
+
+def _destroy(host: ZFS, action: DestroyAction) -> Outcome:
+    wanted = list(action.versions)
+    try:
+        return _destroy_present(host, action.filesystem, wanted)
+    except SnapshotHeld as refused:
+        held = {_as_snapshot(name) for name in refused.held} & set(wanted)
+        rest = [v for v in wanted if v not in held]
+        if not held or not rest:
+            raise
+        status, message = _destroy_present(host, action.filesystem, rest)
+        kept = ", ".join(v for v in wanted if v in held)
+        return status, f"{message}; kept {kept}: held"
+
+
+def _destroy_present(host: ZFS, filesystem: str, versions: list[str]) -> Outcome:
+    """Destroy the versions; those already gone are fine (DatasetNotFound → destroy the rest)."""
+    try:
+        host.destroy(filesystem, versions)
+    except DatasetNotFound:
+        left = _still_there(host, filesystem, versions)
+        if not left:
+            return ActionStatus.ALREADY_DONE, f"already gone: {', '.join(versions)}"
+        host.destroy(filesystem, left)
+        gone = [v for v in versions if v not in left]
+        return ActionStatus.OK, f"destroyed {', '.join(left)} (already gone: {', '.join(gone)})"
+    return ActionStatus.OK, f"destroyed {', '.join(versions)}"
+
+
+def _still_there(host: ZFS, filesystem: str, versions: list[str]) -> list[str]:
+    state = host.observe().filesystem(filesystem)
+    if state is None:
+        return []
+    present = {v.sigil + v.name for v in state.versions}
+    return [v for v in versions if v in present]
+
+
+def _host(hosts: Mapping[str, ZFS], name: str) -> ZFS:
+    host = hosts.get(name)
+    if host is None:
+        raise HostUnreachable(name, "-", f"no connection to host {name!r} in this pass")
+    return host
+
+
+def _short(version: str) -> str:
+    """`@snap` / `#mark` → the short name the port takes."""
+    return version[1:] if version[:1] in ("@", "#") else version
+
+
+def _as_snapshot(name: str) -> str:
+    """A held snapshot as reported (`@snap`, `fs@snap` or `snap`) → `@snap`."""
+    return "@" + name.rpartition("@")[2]
+
+
+def _log(action: Action, result: ActionResult) -> None:
+    if isinstance(action, SendAction):
+        where = (
+            f"{action.host}:{action.filesystem} → {action.target_host}:{action.target_filesystem}"
+        )
+    elif isinstance(action, SnapshotAction):
+        where = f"{action.host}:{','.join(action.filesystems)}"
+    else:
+        where = f"{action.host}:{action.filesystem}"
+    level = "WARNING" if result.status is ActionStatus.FAILED else "INFO"
+    logger.log(
+        level,
+        "action {} {} {}: {} in {:.3f}s: {}",
+        action.id,
+        action.kind,
+        where,
+        result.status,
+        result.duration,
+        result.message,
+    )

@@ -1,0 +1,306 @@
+"""The in-memory ZFS: a deterministic implementation of the `ZFS` port for one host.
+
+Owned here: `ModelZFS`, used by unit tests (the executor's, the loop's, the CLI's) in place of
+real hosts, and kept honest by the contract suite (`tests/contract/zfs_contract.py`), which
+runs the same checks against real OpenZFS in the platform tests. docs/model.md lists which
+OpenZFS behaviour each rule mirrors and what the model leaves out.
+
+Determinism: GUIDs come from `random.Random` seeded with (seed, host); one txg counter per host
+grows on every change (one `snapshot` call = one txg for all its snapshots); `creation` is the
+test's `clock` when set, else derived from the txg.
+
+Besides the port, test-setup helpers (not part of the port): `create_pool`, `create_volume`,
+`create_encrypted`, `load_key` / `unload_key`, `write`, `set_property` / `get_property`,
+`fingerprint`, `interrupt_next_receive`, `set_unreachable`, and the `clock` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.core.plan import ReceiveOptions
+from reconciler.core.state import (
+    FilesystemKind,
+    FilesystemState,
+    HostState,
+    Version,
+    VersionKind,
+    sort_versions,
+)
+from reconciler.zfs import model_receive
+from reconciler.zfs.errors import DatasetExists, DatasetNotFound, HoldNotFound, ZFSError
+from reconciler.zfs.model_data import FsRecord, HostData, MarkRecord, SnapRecord, parent_of
+from reconciler.zfs.model_destroy import destroy_versions, rollback
+from reconciler.zfs.model_send import build_stream
+from reconciler.zfs.model_stream import ModelStream, decode_token
+from reconciler.zfs.port import SendRequest, SendStream
+
+
+class ModelZFS:
+    """One host's pools, filesystems, snapshots, bookmarks and holds, in memory."""
+
+    def __init__(self, host: str, *, seed: int = 0) -> None:
+        self._data = HostData(host, seed)
+
+    # -- test setup (not part of the port) ------------------------------------------------
+
+    @property
+    def clock(self) -> int | None:
+        """UNIX seconds stamped as `creation` on new snapshots; None derives it from the txg."""
+        return self._data.clock
+
+    @clock.setter
+    def clock(self, value: int | None) -> None:
+        self._data.clock = value
+
+    def create_pool(self, name: str) -> None:
+        self._data.check_name(name)
+        if "/" in name or name in self._data.pools:
+            raise self._data.error(ZFSError, name, f"cannot create '{name}': pool already exists")
+        self._data.pools.add(name)
+        self._data.filesystems[name] = FsRecord(name=name)
+        self._data.next_txg()
+
+    def create_volume(self, name: str) -> None:
+        self.create(name, parents=False)
+        self._data.filesystems[name].kind = FilesystemKind.VOLUME
+
+    def create_encrypted(self, name: str) -> None:
+        """A new filesystem that is its own encryption root, its key loaded."""
+        self.create(name, parents=False)
+        self._data.filesystems[name].encrypted = True
+
+    def load_key(self, filesystem: str) -> None:
+        self._data.filesystem(filesystem).key_loaded = True
+
+    def unload_key(self, filesystem: str) -> None:
+        self._data.filesystem(filesystem).key_loaded = False
+
+    def write(self, filesystem: str, nbytes: int) -> None:
+        """Modify the filesystem's data: `written` grows by nbytes and its content changes."""
+        if nbytes <= 0:
+            raise ValueError("write at least one byte")
+        fs = self._data.filesystem(filesystem)
+        fs.written += nbytes
+        fs.referenced += nbytes
+        fs.content = self._data.new_content(fs.content, nbytes)
+        self._data.next_txg()
+
+    def set_property(self, filesystem: str, name: str, value: str) -> None:
+        self._data.filesystem(filesystem).local_props[name] = value
+        self._data.next_txg()
+
+    def get_property(self, filesystem: str, name: str) -> tuple[str, str] | None:
+        """(value, source) with source `local`, `received` or `inherited from <fs>`; None if
+        the property is set nowhere (user properties) — defaults of native ones are not kept."""
+        fs = self._data.filesystem(filesystem)
+        if name in fs.local_props:
+            return fs.local_props[name], "local"
+        if name in fs.received_props:
+            return fs.received_props[name], "received"
+        ancestor = parent_of(filesystem)
+        while ancestor:
+            record = self._data.filesystems[ancestor]
+            value = record.local_props.get(name, record.received_props.get(name))
+            if value is not None:
+                return value, f"inherited from {ancestor}"
+            ancestor = parent_of(ancestor)
+        return None
+
+    def fingerprint(self, dataset: str) -> str:
+        """A fingerprint of the data in `fs` or `fs@snap`: equal data, equal fingerprints."""
+        filesystem, _, snapshot = dataset.partition("@")
+        if not snapshot:
+            return self._data.filesystem(filesystem).content
+        return self._data.snapshot(filesystem, snapshot)[1].content
+
+    def interrupt_next_receive(self, after_bytes: int) -> None:
+        """The next receive on this host breaks after `after_bytes` of its stream (one shot;
+        a stream no longer than that completes normally)."""
+        self._data.interrupt_after = after_bytes
+
+    def set_unreachable(
+        self, reason: str | None = "ssh: connect to host: Connection refused"
+    ) -> None:
+        """Every port call raises HostUnreachable until called again with None."""
+        self._data.unreachable = reason
+
+    # -- the port ---------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._data.host
+
+    def observe(self) -> HostState:
+        self._data.check_reachable()
+        return HostState(
+            host=self.host,
+            filesystems={
+                name: _filesystem_state(fs) for name, fs in sorted(self._data.filesystems.items())
+            },
+        )
+
+    def snapshot(self, filesystems: Sequence[str], name: str) -> None:
+        data = self._data
+        data.check_reachable()
+        data.check_name(name)
+        targets = [data.filesystem(fs) for fs in dict.fromkeys(filesystems)]
+        existing = [fs for fs in targets if fs.snapshot(name) is not None]
+        if existing:
+            full = f"{existing[0].name}@{name}"
+            lines = [
+                f"cannot create snapshot '{fs.name}@{name}': dataset already exists"
+                for fs in existing
+            ]
+            raise data.error(DatasetExists, full, "\n".join(lines))
+        txg = data.next_txg()
+        for fs in targets:
+            fs.snapshots.append(_new_snapshot(data, fs, name, txg))
+            fs.written = 0
+
+    def send(self, request: SendRequest) -> SendStream:
+        self._data.check_reachable()
+        return build_stream(self._data, request)
+
+    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
+        self._data.check_reachable()
+        if not isinstance(stream, ModelStream):
+            raise TypeError(f"ModelZFS receives ModelStream, not {type(stream).__name__}")
+        model_receive.receive(self._data, filesystem, stream, options)
+
+    def abort_resume(self, filesystem: str) -> None:
+        self._data.check_reachable()
+        model_receive.abort_resume(self._data, filesystem)
+
+    def hold(self, filesystem: str, snapshot: str, tag: str) -> None:
+        data = self._data
+        data.check_reachable()
+        full = f"{filesystem}@{snapshot}"
+        snap = self._existing_snapshot(filesystem, snapshot, f"cannot hold snapshot '{full}'")
+        if tag in snap.holds:
+            raise data.error(
+                DatasetExists,
+                full,
+                f"cannot hold snapshot '{full}': tag already exists on this dataset",
+            )
+        snap.holds.add(tag)
+        data.next_txg()
+
+    def release(self, filesystem: str, snapshot: str, tag: str) -> None:
+        data = self._data
+        data.check_reachable()
+        full = f"{filesystem}@{snapshot}"
+        verb = f"cannot release hold from snapshot '{full}'"
+        snap = self._existing_snapshot(filesystem, snapshot, verb)
+        if tag not in snap.holds:
+            raise data.error(HoldNotFound, full, f"{verb}: no such tag on this dataset")
+        snap.holds.discard(tag)
+        data.next_txg()
+
+    def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
+        data = self._data
+        data.check_reachable()
+        data.check_name(bookmark)
+        full = f"{filesystem}#{bookmark}"
+        verb = f"cannot create bookmark '{full}'"
+        snap = self._existing_snapshot(filesystem, snapshot, verb)
+        fs = data.filesystems[filesystem]
+        if bookmark in fs.bookmarks:
+            raise data.error(DatasetExists, full, f"{verb}: bookmark exists")
+        fs.bookmarks[bookmark] = MarkRecord(bookmark, snap.guid, snap.createtxg, snap.creation)
+        data.next_txg()
+
+    def destroy(self, filesystem: str, versions: Sequence[str]) -> None:
+        self._data.check_reachable()
+        destroy_versions(self._data, filesystem, versions)
+
+    def rollback(self, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
+        self._data.check_reachable()
+        rollback(self._data, filesystem, snapshot, destroy_newer)
+
+    def create(self, filesystem: str, parents: bool = True) -> None:
+        data = self._data
+        data.check_reachable()
+        data.check_name(filesystem)
+        pool = filesystem.partition("/")[0]
+        if pool not in data.pools:
+            raise data.error(
+                DatasetNotFound, filesystem, f"cannot create '{filesystem}': no such pool '{pool}'"
+            )
+        if filesystem in data.filesystems:
+            if parents:
+                return  # `zfs create -p` of an existing filesystem succeeds
+            raise data.error(
+                DatasetExists, filesystem, f"cannot create '{filesystem}': dataset already exists"
+            )
+        parent = parent_of(filesystem)
+        if parent not in data.filesystems:
+            if not parents:
+                raise data.error(
+                    DatasetNotFound,
+                    filesystem,
+                    f"cannot create '{filesystem}': parent does not exist",
+                )
+            self.create(parent, parents=True)
+        self._add_filesystem(filesystem)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _add_filesystem(self, name: str) -> None:
+        data = self._data
+        parent = data.filesystems[parent_of(name)]
+        if parent.kind is FilesystemKind.VOLUME:
+            raise data.error(ZFSError, name, f"cannot create '{name}': parent is not a filesystem")
+        data.filesystems[name] = FsRecord(
+            name=name, encrypted=parent.encrypted, key_loaded=parent.key_loaded
+        )
+        data.next_txg()
+
+    def _existing_snapshot(self, filesystem: str, snapshot: str, verb: str) -> SnapRecord:
+        fs = self._data.filesystems.get(filesystem)
+        snap = None if fs is None else fs.snapshot(snapshot)
+        if snap is None:
+            full = f"{filesystem}@{snapshot}"
+            raise self._data.error(DatasetNotFound, full, f"{verb}: dataset does not exist")
+        return snap
+
+
+def _new_snapshot(data: HostData, fs: FsRecord, name: str, txg: int) -> SnapRecord:
+    return SnapRecord(
+        name=name,
+        guid=data.new_guid(),
+        createtxg=txg,
+        creation=data.creation(txg),
+        written=fs.written,
+        referenced=fs.referenced,
+        content=fs.content,
+    )
+
+
+def _filesystem_state(fs: FsRecord) -> FilesystemState:
+    versions = [
+        Version(
+            kind=VersionKind.SNAPSHOT,
+            name=s.name,
+            guid=s.guid,
+            createtxg=s.createtxg,
+            creation=s.creation,
+            written=s.written,
+            referenced=s.referenced,
+            holds=frozenset(s.holds),
+        )
+        for s in fs.snapshots
+    ]
+    versions.extend(
+        Version(VersionKind.BOOKMARK, m.name, m.guid, m.createtxg, m.creation)
+        for m in fs.bookmarks.values()
+    )
+    token = None if fs.partial is None else decode_token(fs.partial.token)
+    return FilesystemState(
+        name=fs.name,
+        versions=sort_versions(versions),
+        kind=fs.kind,
+        written=fs.written,
+        resume_token=token,
+        encrypted=fs.encrypted,
+    )

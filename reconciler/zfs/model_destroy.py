@@ -1,0 +1,105 @@
+"""`zfs destroy` of versions and `zfs rollback` in the in-memory ZFS model.
+
+Owned here: `destroy_versions` and `rollback`, called by `ModelZFS`. As in OpenZFS 2.3:
+`zfs destroy fs@a,b,c` is one atomic `lzc_destroy_snaps` — one held snapshot (or one a
+partial receive is cloned from) fails the whole batch, naming each; names that do not exist
+are skipped, and only a batch where none exists fails ("could not find any snapshots to
+destroy"). The port extends that rule to bookmarks (which zfs destroys one per command) and to
+mixed batches: DatasetNotFound only when none of the named versions exists. Destroying a
+snapshot adds its `written` to the next snapshot's (or to the filesystem's). `zfs rollback`
+refuses while newer snapshots or bookmarks exist; `-r` destroys them one by one (a held one
+fails, the others stay destroyed, and the rollback does not happen).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.zfs.errors import DatasetNotFound, SnapshotHeld, ZFSError
+from reconciler.zfs.model_data import FsRecord, HostData, SnapRecord
+
+
+def destroy_versions(data: HostData, filesystem: str, versions: Sequence[str]) -> None:
+    fs = data.filesystem(filesystem)
+    bad = [v for v in versions if not v.startswith(("@", "#"))]
+    if bad:
+        raise data.error(
+            ZFSError, filesystem, f"invalid version '{bad[0]}': expected @snap or #mark"
+        )
+    names = {v[1:] for v in versions if v.startswith("@")}
+    marks = [v[1:] for v in versions if v.startswith("#") and v[1:] in fs.bookmarks]
+    found = [s for s in fs.snapshots if s.name in names]
+    if not found and not marks:
+        raise _none_found(data, fs, versions)
+    busy = [s for s in found if _busy_reason(fs, s) is not None]
+    if busy:
+        raise _held(data, fs, busy, "cannot destroy snapshot {}: {}")
+    for snap in found:
+        _drop_snapshot(fs, snap)
+    for mark in marks:
+        del fs.bookmarks[mark]
+    data.next_txg()
+
+
+def rollback(data: HostData, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
+    fs, target = data.snapshot(filesystem, snapshot)
+    label = f"{filesystem}@{snapshot}"
+    newer = [s for s in fs.snapshots if s.createtxg > target.createtxg]
+    marks = [m for m in fs.bookmarks.values() if m.createtxg > target.createtxg]
+    if (newer or marks) and not destroy_newer:
+        names = [f"{filesystem}@{s.name}" for s in newer] + [
+            f"{filesystem}#{m.name}" for m in marks
+        ]
+        raise data.error(
+            ZFSError,
+            label,
+            f"cannot rollback to '{label}': more recent snapshots or bookmarks "
+            "exist\nuse '-r' to force deletion of the following snapshots and bookmarks:\n"
+            + "\n".join(names),
+        )
+    busy = [s for s in newer if _busy_reason(fs, s) is not None]
+    for snap in newer:
+        if snap not in busy:
+            _drop_snapshot(fs, snap)
+    for mark in marks:
+        del fs.bookmarks[mark.name]
+    data.next_txg()
+    if busy:
+        raise _held(data, fs, busy, "cannot destroy '{}': {}")
+    fs.content, fs.written, fs.referenced = target.content, 0, target.referenced
+
+
+def _none_found(data: HostData, fs: FsRecord, versions: Sequence[str]) -> DatasetNotFound:
+    if any(v.startswith("@") for v in versions):
+        names = ",".join(v[1:] for v in versions if v.startswith("@"))
+        detail = "could not find any snapshots to destroy; check snapshot names."
+        return data.error(DatasetNotFound, f"{fs.name}@{names}", detail)
+    full = f"{fs.name}{versions[0]}"
+    return data.error(DatasetNotFound, full, f"bookmark '{full}' does not exist.")
+
+
+def _busy_reason(fs: FsRecord, snap: SnapRecord) -> str | None:
+    if snap.holds:
+        return "dataset is busy"
+    if snap.name == fs.pinned():
+        return "snapshot has dependent clones"
+    return None
+
+
+def _held(data: HostData, fs: FsRecord, busy: list[SnapRecord], line: str) -> SnapshotHeld:
+    lines = [line.format(f"{fs.name}@{s.name}", _busy_reason(fs, s)) for s in busy]
+    return SnapshotHeld(
+        data.host,
+        f"{fs.name}@{','.join(s.name for s in busy)}",
+        "\n".join(lines),
+        held=tuple("@" + s.name for s in busy),
+    )
+
+
+def _drop_snapshot(fs: FsRecord, snap: SnapRecord) -> None:
+    index = fs.snapshots.index(snap)
+    if index + 1 < len(fs.snapshots):
+        fs.snapshots[index + 1].written += snap.written
+    else:
+        fs.written += snap.written
+    del fs.snapshots[index]
