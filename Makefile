@@ -20,7 +20,7 @@ typecheck:
 	$(BIN)/mypy
 
 test:
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 schema:
 	$(BIN)/python -m reconciler schema > schemas/manifests.schema.json

@@ -30,7 +30,7 @@ from reconciler.core.planner import plan_intents
 from reconciler.core.render import dump_plan_json, plan_to_json, render_text
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
-from reconciler.manifest.schema import json_schema
+from reconciler.manifest.schema import schema_text
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.observe import observe_hosts
 from reconciler.zfs.port import ZFS
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     options = _parser(command).parse_args(args)
     _configure_logging(options.log_level, options.log_format, runtime.stderr)
     if command == "schema":
-        runtime.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+        runtime.stdout.write(schema_text())
         return EXIT_OK
     manifests = _load(options.file, runtime)
     if manifests is None:
