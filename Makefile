@@ -26,6 +26,7 @@ schema:
 	$(BIN)/python -m reconciler schema > schemas/manifests.schema.json
 
 bench:
-	$(BIN)/python -m tests.bench.plan_bench
+	$(BIN)/python -m tests.bench.plan_bench --scenario steady
+	$(BIN)/python -m tests.bench.plan_bench --scenario prune
 
 check: lint typecheck test
