@@ -24,7 +24,8 @@ from reconciler.core.plan import (
     Reason,
     SnapshotAction,
 )
-from reconciler.core.replication import plan_target, retention_message
+from reconciler.core.protection import held_notice, retention_message
+from reconciler.core.replication import plan_target
 from reconciler.core.retention import RetentionMemo
 from reconciler.core.schedule import is_due
 from reconciler.core.source import PENDING_TXG, SourceFilesystem
@@ -217,16 +218,7 @@ def _source_retention(
         if remaining:
             foreign = sorted(t for t in remaining if not intent.owns_hold(t))
             if foreign:
-                builder.notice(
-                    Notice(
-                        NoticeKind.DESTROYS_WITHHELD,
-                        host=source.host,
-                        message=f"{source.name}@{name} is held by {', '.join(foreign)}; "
-                        "it is not destroyed",
-                        policy=intent.name,
-                        filesystem=source.name,
-                    )
-                )
+                held_notice(builder, source.host, source.name, name, foreign, intent.name, None)
             continue
         by_reason.setdefault(reason, []).append(name)
     for reason, names in sorted(by_reason.items()):
