@@ -212,6 +212,7 @@ class NoticeKind(StrEnum):
     HOST_UNREACHABLE = "host_unreachable"
     DESTROYS_WITHHELD = "destroys_withheld"
     SOURCE_FILESYSTEM_MISSING = "source_filesystem_missing"
+    WAITING_FOR_PARENT = "waiting_for_parent"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ class _TargetPlanner(PairProtection):
         self._set_target_versions(self.state.versions if self.state else ())
         self.retention_destroys: dict[str, Reason] = {}
         self.candidate_names: set[str] = set()
+        self.target_only: set[str] = set()  # after the common base: never ours to destroy
         self.deps: list[int] = []  # what the sends of this pair wait for
         self.sends: list[int] = []
         self.force = False
@@ -203,7 +204,8 @@ class _TargetPlanner(PairProtection):
             wanted = {candidates[-1].name}
         else:
             wanted = self._wanted(candidates, Managed((), ()))[0]
-        self._parent()
+        if not self._parent():
+            return
         steps = send_steps(self.source.snapshots, wanted, None)
         self._add_steps(steps, Reason.INITIAL_REPLICATION, initial=True)
 
@@ -265,6 +267,7 @@ class _TargetPlanner(PairProtection):
         target_after.reverse()
         wanted, self.retention_destroys = self._wanted(candidates, self.target_managed)
         self.candidate_names = {v.name for v in candidates}
+        self.target_only.update(v.name for v in target_after)
         if not wanted:
             return True
         raw = self.target.send_options.raw
@@ -343,16 +346,38 @@ class _TargetPlanner(PairProtection):
         )
         self.rolled_back.update(v.name for v in target_after)
 
-    def _parent(self) -> None:
-        """Make sure the target's parent exists (or will, received earlier in this pass)."""
+    def _parent(self) -> bool:
+        """Make sure the target's parent exists (or will, received earlier in this pass).
+
+        A missing parent is created, unless the policy replicates it (or an ancestor) itself:
+        an empty filesystem created there would block that replication, so the child waits."""
         parent = self.target_fs.rpartition("/")[0]
         host = self.target.host
         key = (host, parent)
         if key in self.b.first_receive:
             self.deps.append(self.b.first_receive[key])
-            return
+            return True
         if self.target_host.filesystem(parent) is not None:
-            return
+            return True
+        for ancestor in _ancestors(self.source.name):
+            ancestor_target = self.target.target_filesystem(ancestor)
+            if (
+                ancestor in self.replicated
+                and self.target_host.filesystem(ancestor_target) is None
+                and (host, ancestor_target) not in self.b.first_receive
+            ):
+                self.b.notice(
+                    Notice(
+                        NoticeKind.WAITING_FOR_PARENT,
+                        host=host,
+                        message=f"{self.target_fs} waits for {ancestor_target}, which is not "
+                        "replicated yet",
+                        policy=self.side.policy,
+                        target=self.side.target,
+                        filesystem=self.target_fs,
+                    )
+                )
+                return False
         if key not in self.b.created:
             ancestors = [a for a in _ancestors(parent) if (host, a) in self.b.first_receive]
             self.b.created[key] = self.b.add(
@@ -366,6 +391,7 @@ class _TargetPlanner(PairProtection):
                 ),
             )
         self.deps.append(self.b.created[key])
+        return True
 
     def _add_steps(self, steps: Sequence[SendStep], reason: Reason, *, initial: bool) -> None:
         for index, step in enumerate(steps):
@@ -478,7 +504,7 @@ class _TargetPlanner(PairProtection):
         if base is not None and not self.sends:
             spared.add(base.target.name)
         by_reason: dict[Reason, list[str]] = {}
-        skip = spared | self.rolled_back | self.candidate_names
+        skip = spared | self.rolled_back | self.candidate_names | self.target_only
         held = {v.name: v.holds for v in self.target_held}
         for name, reason in destroyed.items():  # target snapshots and candidates, oldest first
             if name in skip:
