@@ -49,10 +49,10 @@ class NoDriver(ZFSError):
 
 def _no_driver(host: Host) -> ZFS:
     raise NoDriver(
-        host.metadata.name,
-        "-",
-        "this build of reconcile has no zfs driver yet: it can validate manifests and plan "
-        "against the in-memory model in tests, not reach real hosts",
+        f"host {host.metadata.name}",
+        "",
+        "this build of reconcile has no zfs driver yet: it validates manifests, and plans "
+        "only against the in-memory model in the tests; it cannot reach real hosts",
     )
 
 
@@ -83,11 +83,15 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     if command == "validate":
         count = len(manifests.hosts) + len(manifests.policies)
         runtime.stdout.write(
-            f"{count} documents valid: {len(manifests.hosts)} hosts, "
-            f"{len(manifests.policies)} policies\n"
+            f"{count} documents valid: {_count(len(manifests.hosts), 'host')}, "
+            f"{_count(len(manifests.policies), 'policy', 'policies')}\n"
         )
         return EXIT_OK
     return _pass(options, manifests, runtime)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _parser(command: str) -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ class ZFSError(Exception):
         self.dataset = dataset
         self.detail = detail
         self.command = command
-        super().__init__(f"{host}: {dataset}: {detail}")
+        super().__init__(f"{host}: {dataset}: {detail}" if dataset else f"{host}: {detail}")
 
 
 class DatasetNotFound(ZFSError):
