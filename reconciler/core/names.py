@@ -21,6 +21,11 @@ def format_time(epoch: int) -> str:
     return time.strftime(TIME_FORMAT, time.gmtime(epoch))
 
 
+def iso_time(epoch: int) -> str:
+    """ISO 8601 UTC with a Z suffix, e.g. "2026-11-26T04:15:00Z", for messages."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 def snapshot_name(prefix: str, epoch: int) -> str:
     return prefix + format_time(epoch)
 

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 
 from reconciler.core.builder import PlanBuilder
 from reconciler.core.desired import PolicyIntent, intents, source_filesystems
-from reconciler.core.names import format_time, snapshot_name
+from reconciler.core.names import iso_time, snapshot_name
 from reconciler.core.plan import (
     DestroyAction,
     Notice,
@@ -123,7 +123,7 @@ def _schedule(
     else:
         every = f"cron '{intent.cron.text if intent.cron else ''}'"
     since = (
-        f"newest managed snapshot is from {format_time(max(known))}"
+        f"newest managed snapshot is from {iso_time(max(known))}"
         if known
         else ("no managed snapshot yet")
     )

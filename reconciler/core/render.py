@@ -13,11 +13,11 @@ is documented for users in `docs/plan-format.md`: change both together.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import TypeAlias
 
+from reconciler.core.names import iso_time
 from reconciler.core.plan import (
     FORMAT_VERSION,
     ActionKind,
@@ -131,7 +131,7 @@ def format_bytes(n: int) -> str:
 
 def format_iso_time(epoch: int) -> str:
     """ISO 8601 UTC with a Z suffix, e.g. "2026-11-26T04:15:00Z"."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return iso_time(epoch)
 
 
 # --- JSON -----------------------------------------------------------------------------------
