@@ -143,7 +143,8 @@ class ModelZFS:
     def snapshot(self, filesystems: Sequence[str], name: str) -> None:
         data = self._data
         data.check_reachable()
-        data.check_name(name)
+        first = filesystems[0] if filesystems else ""
+        data.check_name(name, f"cannot create snapshot '{first}@{name}'")
         targets = [data.filesystem(fs) for fs in dict.fromkeys(filesystems)]
         existing = [fs for fs in targets if fs.snapshot(name) is not None]
         if existing:
@@ -152,6 +153,8 @@ class ModelZFS:
                 f"cannot create snapshot '{fs.name}@{name}': dataset already exists"
                 for fs in existing
             ]
+            if len(filesystems) > 1:  # zfs adds this line whenever it was asked for several
+                lines.append("no snapshots were created")
             raise data.error(DatasetExists, full, "\n".join(lines))
         txg = data.next_txg()
         for fs in targets:
@@ -200,14 +203,19 @@ class ModelZFS:
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
         data = self._data
         data.check_reachable()
-        data.check_name(bookmark)
         full = f"{filesystem}#{bookmark}"
         verb = f"cannot create bookmark '{full}'"
-        snap = self._existing_snapshot(filesystem, snapshot, verb)
+        _, snap = data.snapshot(filesystem, snapshot)  # "cannot open 'fs@snap': ..."
+        try:
+            data.check_name(bookmark)
+        except ZFSError as invalid:
+            raise data.error(ZFSError, full, f"{verb}: invalid argument") from invalid
         fs = data.filesystems[filesystem]
         if bookmark in fs.bookmarks:
             raise data.error(DatasetExists, full, f"{verb}: bookmark exists")
-        fs.bookmarks[bookmark] = MarkRecord(bookmark, snap.guid, snap.createtxg, snap.creation)
+        fs.bookmarks[bookmark] = MarkRecord(
+            bookmark, snap.guid, snap.createtxg, snap.creation, snap.referenced
+        )
         data.next_txg()
 
     def destroy(self, filesystem: str, versions: Sequence[str]) -> None:
@@ -221,7 +229,7 @@ class ModelZFS:
     def create(self, filesystem: str, parents: bool = True) -> None:
         data = self._data
         data.check_reachable()
-        data.check_name(filesystem)
+        data.check_name(filesystem, f"cannot create '{filesystem}'")
         pool = filesystem.partition("/")[0]
         if pool not in data.pools:
             raise data.error(
@@ -257,8 +265,9 @@ class ModelZFS:
         data.next_txg()
 
     def _existing_snapshot(self, filesystem: str, snapshot: str, verb: str) -> SnapRecord:
-        fs = self._data.filesystems.get(filesystem)
-        snap = None if fs is None else fs.snapshot(snapshot)
+        """The snapshot for hold/release: a missing filesystem is "cannot open 'fs'", a missing
+        snapshot "<verb>: dataset does not exist" (OpenZFS 2.3 wording)."""
+        snap = self._data.filesystem(filesystem).snapshot(snapshot)
         if snap is None:
             full = f"{filesystem}@{snapshot}"
             raise self._data.error(DatasetNotFound, full, f"{verb}: dataset does not exist")
@@ -292,7 +301,7 @@ def _filesystem_state(fs: FsRecord) -> FilesystemState:
         for s in fs.snapshots
     ]
     versions.extend(
-        Version(VersionKind.BOOKMARK, m.name, m.guid, m.createtxg, m.creation)
+        Version(VersionKind.BOOKMARK, m.name, m.guid, m.createtxg, m.creation, 0, m.referenced)
         for m in fs.bookmarks.values()
     )
     token = None if fs.partial is None else decode_token(fs.partial.token)

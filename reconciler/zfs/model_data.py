@@ -21,7 +21,7 @@ from reconciler.zfs.model_stream import StreamSnapshot, encode_token
 BASE_EPOCH = 1_700_000_000  # creation time of txg 0 when the test sets no clock
 EMPTY_CONTENT = "empty"
 E = TypeVar("E", bound=ZFSError)
-_NAME_PART = re.compile(r"^[A-Za-z0-9_.: -]+$")  # zfs_namecheck: alnum, _ - . : and space
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_.: -]")  # zfs_namecheck valid_char: alnum, _ - . : space
 
 
 @dataclass(eq=False)
@@ -42,6 +42,7 @@ class MarkRecord:
     guid: int
     createtxg: int
     creation: int
+    referenced: int  # zfs lists a bookmark's `referenced` (its snapshot's); written is `-`
 
 
 @dataclass(eq=False)
@@ -152,8 +153,12 @@ class HostData:
             raise self.error(DatasetNotFound, full, f"cannot open '{full}': dataset does not exist")
         return record, snap
 
-    def check_name(self, name: str) -> None:
-        parts = name.split("/")
-        if all(_NAME_PART.match(part) for part in parts):
+    def check_name(self, name: str, verb: str | None = None) -> None:
+        """zfs_namecheck: ZFSError "<verb>: invalid character 'c' in name" (OpenZFS 2.3 wording
+        for `zfs create` and `zfs snapshot`; `verb` defaults to "cannot use 'name'")."""
+        bad = next((c for c in name if c != "/" and not _NAME_CHAR.fullmatch(c)), None)
+        if bad is None and all(name.split("/")):
             return
-        raise self.error(ZFSError, name, f"cannot use '{name}': invalid character in name")
+        problem = f"invalid character '{bad}' in name" if bad else "empty component in name"
+        prefix = verb if verb is not None else f"cannot use '{name}'"
+        raise self.error(ZFSError, name, f"{prefix}: {problem}")

@@ -1,14 +1,16 @@
 """`zfs destroy` of versions and `zfs rollback` in the in-memory ZFS model.
 
-Owned here: `destroy_versions` and `rollback`, called by `ModelZFS`. As in OpenZFS 2.3:
-`zfs destroy fs@a,b,c` is one atomic `lzc_destroy_snaps` — one held snapshot (or one a
-partial receive is cloned from) fails the whole batch, naming each; names that do not exist
-are skipped, and only a batch where none exists fails ("could not find any snapshots to
-destroy"). The port extends that rule to bookmarks (which zfs destroys one per command) and to
-mixed batches: DatasetNotFound only when none of the named versions exists. Destroying a
-snapshot adds its `written` to the next snapshot's (or to the filesystem's). `zfs rollback`
-refuses while newer snapshots or bookmarks exist; `-r` destroys them one by one (a held one
-fails, the others stay destroyed, and the rollback does not happen).
+Owned here: `destroy_versions` and `rollback`, called by `ModelZFS`. As OpenZFS 2.3.2 does
+(docs/zfs-verified.md): `zfs destroy fs@a,b,c` first refuses the whole batch if a snapshot in
+it is the origin of the `%recv` clone of a partial receive (naming that one only, "snapshot has
+dependent clones"); else it is one atomic `lzc_destroy_snaps` — held snapshots fail the whole
+batch, each named ("it's being held"); names that do not exist are skipped, and only a batch
+where none exists fails ("could not find any snapshots to destroy"). The port extends that rule
+to bookmarks (which zfs destroys one per command) and to mixed batches: DatasetNotFound only
+when none of the named versions exists. Destroying a snapshot adds its `written` to the next
+snapshot's (or to the filesystem's). `zfs rollback` refuses while newer snapshots or bookmarks
+exist; `-r` destroys them one by one (a held one fails, the others stay destroyed, and the
+rollback does not happen).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ def destroy_versions(data: HostData, filesystem: str, versions: Sequence[str]) -
     found = [s for s in fs.snapshots if s.name in names]
     if not found and not marks:
         raise _none_found(data, fs, versions)
-    busy = [s for s in found if _busy_reason(fs, s) is not None]
-    if busy:
-        raise _held(data, fs, busy, "cannot destroy snapshot {}: {}")
+    cloned = next((s for s in found if s.name == fs.pinned()), None)
+    if cloned is not None:
+        raise _cloned(data, fs, cloned)
+    held = [s for s in found if s.holds]
+    if held:
+        raise _held(data, fs, held, _HELD)
     for snap in found:
         _drop_snapshot(fs, snap)
     for mark in marks:
@@ -65,7 +70,7 @@ def rollback(data: HostData, filesystem: str, snapshot: str, destroy_newer: bool
         del fs.bookmarks[mark.name]
     data.next_txg()
     if busy:
-        raise _held(data, fs, busy, "cannot destroy '{}': {}")
+        raise _held(data, fs, busy, _BUSY)
     fs.content, fs.written, fs.referenced = target.content, 0, target.referenced
 
 
@@ -78,12 +83,26 @@ def _none_found(data: HostData, fs: FsRecord, versions: Sequence[str]) -> Datase
     return data.error(DatasetNotFound, full, f"bookmark '{full}' does not exist.")
 
 
+_HELD = "cannot destroy snapshot {0}: it's being held. Run 'zfs holds -r {0}' to see holders."
+_BUSY = "cannot destroy '{0}': {1}"  # `zfs rollback -r` meeting a busy snapshot
+
+
 def _busy_reason(fs: FsRecord, snap: SnapRecord) -> str | None:
     if snap.holds:
         return "dataset is busy"
     if snap.name == fs.pinned():
         return "snapshot has dependent clones"
     return None
+
+
+def _cloned(data: HostData, fs: FsRecord, snap: SnapRecord) -> SnapshotHeld:
+    """`zfs destroy` checks for clones before destroying anything, and stops at the first."""
+    full = f"{fs.name}@{snap.name}"
+    detail = (
+        f"cannot destroy '{full}': snapshot has dependent clones\n"
+        f"use '-R' to destroy the following datasets:\n{fs.name}/%recv"
+    )
+    return SnapshotHeld(data.host, full, detail, held=("@" + snap.name,))
 
 
 def _held(data: HostData, fs: FsRecord, busy: list[SnapRecord], line: str) -> SnapshotHeld:

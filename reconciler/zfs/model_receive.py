@@ -2,12 +2,18 @@
 
 Owned here: `receive` and `abort_resume`, called by `ModelZFS`. The checks mirror OpenZFS 2.3
 (`libzfs_sendrecv.c` zfs_receive_one, `dmu_recv.c` recv_begin_check_existing_impl), in their
-order: a full stream needs a missing filesystem (its parent present) or `-F` on one without
-snapshots; an incremental needs its from-snapshot (by GUID) on the target and no change since
-it, and a raw one needs it to be the newest; a partial receive blocks every other receive; a
-snapshot already there (same GUID) is consumed and ignored. A `-I` stream is a package of
-substreams received one by one, so a break keeps those already complete. Received snapshots
+order, and were run on 2.3.2 (docs/zfs-verified.md): a full stream needs a missing filesystem
+(its parent present) or `-F` on one without snapshots; an incremental needs its from-snapshot
+(by GUID) on the target and no change since it, and a raw one needs it to be the newest; a
+partial receive blocks every other receive; a snapshot already there (same GUID) is consumed
+and ignored; a filesystem-only `-o` property on a volume is refused. A `-I` stream is a package
+of substreams received one by one, so a break keeps those already complete. Received snapshots
 keep the sender's GUID and creation time and get the target's own createtxg.
+
+`-F` rolls back at the *end* of a substream: a held snapshot after the base fails the receive
+("dataset is busy") once the whole stream is in, and the partial state stays (a token), as a
+break would leave it. A resume re-checks the target: without `-F`, a target changed since the
+partial state began is refused, and so is a full stream into an existing filesystem.
 """
 
 from __future__ import annotations
@@ -27,6 +33,43 @@ from reconciler.zfs.errors import (
 from reconciler.zfs.model_data import FsRecord, HostData, PartialReceive, SnapRecord, parent_of
 from reconciler.zfs.model_stream import ModelStream, StreamSnapshot
 
+# `zfs_prop.c` properties of ZFS_TYPE_FILESYSTEM only: `recv -o` of one onto a volume stream
+# fails ("does not apply to datasets of this type"); `-x` of one only warns.
+FILESYSTEM_ONLY = frozenset(
+    {
+        "aclinherit",
+        "aclmode",
+        "acltype",
+        "atime",
+        "canmount",
+        "casesensitivity",
+        "context",
+        "defcontext",
+        "devices",
+        "dnodesize",
+        "exec",
+        "filesystem_limit",
+        "fscontext",
+        "mountpoint",
+        "nbmand",
+        "normalization",
+        "overlay",
+        "quota",
+        "recordsize",
+        "refquota",
+        "relatime",
+        "rootcontext",
+        "setuid",
+        "sharenfs",
+        "sharesmb",
+        "snapdir",
+        "special_small_blocks",
+        "utf8only",
+        "vscan",
+        "xattr",
+        "zoned",
+    }
+)
 NEW_FS = "cannot receive new filesystem stream"
 INCREMENTAL = "cannot receive incremental stream"
 RESUME = "cannot receive resume stream"
@@ -46,6 +89,7 @@ def receive(data: HostData, target: str, stream: ModelStream, options: ReceiveOp
     cut, data.interrupt_after = data.interrupt_after, None
     if cut is not None and cut >= stream.size:
         cut = None
+    _check_properties(data, target, stream, options)
     if stream.resuming:
         _receive_resume(data, target, stream, options, cut)
         return
@@ -57,6 +101,9 @@ def receive(data: HostData, target: str, stream: ModelStream, options: ReceiveOp
             _interrupt(data, target, stream, snap, from_guid, landing, cut - start)
         if not landing.skip:
             fs = landing.fs if landing.fs is not None else _new_filesystem(data, target, stream)
+            if _rollback_blocked(fs, landing.rollback_to):
+                partial = _leave_partial(data, fs, stream, snap, from_guid, landing, snap.payload)
+                raise data.error(ReceiveRefused, fs.name, f"{_verb(partial)}: dataset is busy")
             _complete(data, fs, landing, snap, stream.properties, options)
         start += snap.payload
 
@@ -74,6 +121,18 @@ def abort_resume(data: HostData, target: str) -> None:
     else:
         fs.partial = None
     data.next_txg()
+
+
+def _check_properties(
+    data: HostData, target: str, stream: ModelStream, options: ReceiveOptions
+) -> None:
+    if stream.kind is not FilesystemKind.VOLUME:
+        return
+    wrong = [name for name, _ in options.override if name in FILESYSTEM_ONLY]
+    if wrong:
+        verb = RESUME if stream.resuming else NEW_FS if stream.from_guid is None else INCREMENTAL
+        detail = f"{verb}: property '{wrong[0]}' does not apply to datasets of this type"
+        raise data.error(ReceiveRefused, target, detail)
 
 
 def _check(
@@ -178,8 +237,7 @@ def _check_incremental(
         )
     if not stream.raw and fs.encrypted and not fs.key_loaded:
         raise data.error(ReceiveRefused, fs.name, f"{INCREMENTAL}: inherited key must be loaded")
-    if options.force:
-        _check_can_roll_back(data, fs, base)
+    if options.force:  # the rollback happens at the end (see _rollback_blocked)
         return _Landing(fs, origin=base.name, rollback_to=base)
     newest = fs.newest()
     if fs.content != base.content or fs.written > 0 or (stream.raw and newest is not base):
@@ -201,10 +259,13 @@ def _check_no_partial(data: HostData, fs: FsRecord, verb: str) -> None:
         )
 
 
-def _check_can_roll_back(data: HostData, fs: FsRecord, base: SnapRecord) -> None:
-    later = [s for s in fs.snapshots if s.createtxg > base.createtxg]
-    if any(s.holds or s.name == fs.pinned() for s in later):
-        raise data.error(ReceiveRefused, fs.name, f"{INCREMENTAL}: dataset is busy")
+def _later(fs: FsRecord, base: SnapRecord) -> list[SnapRecord]:
+    return [s for s in fs.snapshots if s.createtxg > base.createtxg]
+
+
+def _rollback_blocked(fs: FsRecord, base: SnapRecord | None) -> bool:
+    """`-F`: destroying the snapshots after the base fails on a held one (EBUSY)."""
+    return base is not None and any(s.holds for s in _later(fs, base))
 
 
 def _new_filesystem(data: HostData, target: str, stream: ModelStream) -> FsRecord:
@@ -269,25 +330,51 @@ def _interrupt(
 ) -> NoReturn:
     if landing.skip:
         raise data.error(StreamInterrupted, target, "cannot receive: failed to read from stream")
-    new = landing.fs is None
     fs = _new_filesystem(data, target, stream) if landing.fs is None else landing.fs
+    partial = _leave_partial(data, fs, stream, snap, from_guid, landing, received)
+    raise _interrupted(data, fs, partial)
+
+
+def _leave_partial(
+    data: HostData,
+    fs: FsRecord,
+    stream: ModelStream,
+    snap: StreamSnapshot,
+    from_guid: int | None,
+    landing: _Landing,
+    received: int,
+) -> PartialReceive:
+    """The `receive_resume_token` state `zfs receive -s` leaves when it does not complete."""
     fs.partial = PartialReceive(
         snapshot=snap,
         sender_filesystem=stream.filesystem,
         from_guid=from_guid,
         raw=stream.raw,
         bytes_received=received,
-        new_filesystem=new,
+        new_filesystem=landing.fs is None,
         origin=landing.origin,
         force=landing.rollback_to is not None,
         properties=stream.properties,
     )
+    _count_partial_bytes(fs)
     data.next_txg()
-    raise _interrupted(data, fs, fs.partial)
+    return fs.partial
+
+
+def _count_partial_bytes(fs: FsRecord) -> None:
+    """A filesystem that exists only for a partial full receive lists what has arrived as its
+    `written` and `referenced`; partial state on an existing filesystem lives in its hidden
+    `%recv` child and does not count."""
+    if fs.partial is not None and fs.partial.new_filesystem:
+        fs.written = fs.referenced = fs.partial.bytes_received
+
+
+def _verb(partial: PartialReceive) -> str:
+    return NEW_FS if partial.from_guid is None else INCREMENTAL
 
 
 def _interrupted(data: HostData, fs: FsRecord, partial: PartialReceive) -> StreamInterrupted:
-    verb = NEW_FS if partial.from_guid is None else INCREMENTAL
+    verb = _verb(partial)
     return data.error(
         StreamInterrupted,
         fs.name,
@@ -319,12 +406,50 @@ def _receive_resume(
             f"{RESUME}: destination {target} has no partially received "
             "state that this stream continues",
         )
+    _check_resume_target(data, fs, partial, options)
     if cut is not None:
         partial.bytes_received += cut
+        _count_partial_bytes(fs)
         data.next_txg()
         raise _interrupted(data, fs, partial)
-    base = None
-    if partial.force and partial.from_guid is not None:
-        base = fs.snapshot_by_guid(partial.from_guid)
-    landing = _Landing(fs, origin=partial.origin, rollback_to=base)
+    origin = fs.snapshot(partial.origin) if partial.origin else None
+    rollback_to = origin if options.force else None
+    if _rollback_blocked(fs, rollback_to):  # zfs words EBUSY under a token this way
+        raise data.error(
+            ReceiveRefused,
+            target,
+            f"{RESUME}: destination {target} contains "
+            'partially-complete state from "zfs receive -s".',
+        )
+    landing = _Landing(fs, origin=partial.origin, rollback_to=rollback_to)
     _complete(data, fs, landing, partial.snapshot, partial.properties, options)
+
+
+def _check_resume_target(
+    data: HostData, fs: FsRecord, partial: PartialReceive, options: ReceiveOptions
+) -> None:
+    """What `zfs receive -s` re-checks when the stream is a resume (`send -t`)."""
+    if options.force:
+        return
+    if partial.from_guid is None and not partial.new_filesystem:
+        raise data.error(
+            ReceiveRefused,
+            fs.name,
+            f"{RESUME}: Resuming recv on existing destination '{fs.name}'\n"
+            "must specify -F to overwrite it",
+        )
+    origin = fs.snapshot(partial.origin) if partial.origin else None
+    if origin is None:  # a new filesystem: nothing else can have changed it
+        return
+    if partial.force and _later(fs, origin):  # zfs maps this ENOTSUP to the words below
+        raise data.error(
+            ReceiveRefused,
+            fs.name,
+            f"{RESUME}: kernel modules must be upgraded to receive this stream.",
+        )
+    if fs.written > 0 or fs.content != origin.content:
+        raise data.error(
+            ModifiedSinceSnapshot,
+            fs.name,
+            f"{RESUME}: destination {fs.name} has been modified\nsince most recent snapshot",
+        )

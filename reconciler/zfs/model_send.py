@@ -1,8 +1,10 @@
 """`zfs send` in the in-memory ZFS model: a `SendRequest` → a `ModelStream`, or a typed error.
 
 Owned here: `build_stream`, called by `ModelZFS.send`. The rules mirror OpenZFS 2.3
-(`zfs_main.c` zfs_do_send, `libzfs_sendrecv.c`): the to-snapshot must exist; an incremental
-base must exist and be older (createtxg); a bookmark may be the base of `-i`, never of `-I`;
+(`zfs_main.c` zfs_do_send, `libzfs_sendrecv.c`; wording checked on 2.3.2, docs/zfs-verified.md):
+the to-snapshot must exist; an incremental base must exist and be older (createtxg), worded
+one way for `-i` (snapshot or bookmark base) and another for `-I`; a bookmark may be the base
+of `-i`, never of `-I`;
 `-I` delivers every snapshot after the base up to the to-snapshot, foreign ones included;
 `-t` resumes only while the token's snapshots (by GUID) still exist; a plain send of an
 encrypted filesystem needs its key loaded, and cannot carry properties (`-p`) without `-w`.
@@ -27,11 +29,7 @@ def build_stream(data: HostData, request: SendRequest) -> ModelStream:
     label = f"{fs.name}@{to.name}"
     base = _base(data, fs, request, label)
     if base is not None and base.createtxg >= to.createtxg:
-        raise data.error(
-            ZFSError,
-            label,
-            f"warning: cannot send '{label}': not an earlier snapshot from the same fs",
-        )
+        raise data.error(ZFSError, label, _not_earlier(fs, base, to, request.intermediates))
     _check_keys(data, fs, request.options.raw, request.options.properties, label)
     return ModelStream(
         source_host=data.host,
@@ -58,9 +56,7 @@ def _base(data: HostData, fs: FsRecord, request: SendRequest, label: str) -> Bas
         if mark is not None:
             return mark
     elif version.startswith("@"):
-        snap = fs.snapshot(name)
-        if snap is not None:
-            return snap
+        return data.snapshot(fs.name, name)[1]  # "cannot open 'fs@base': dataset does not exist"
     else:
         raise data.error(ZFSError, label, f"invalid incremental source '{version}'")
     raise data.error(
@@ -68,6 +64,15 @@ def _base(data: HostData, fs: FsRecord, request: SendRequest, label: str) -> Bas
         f"{fs.name}{version}",
         f"warning: cannot send '{label}': incremental source ({fs.name}{version}) does not exist",
     )
+
+
+def _not_earlier(fs: FsRecord, base: Base, to: SnapRecord, intermediates: bool) -> str:
+    label = f"{fs.name}@{to.name}"
+    if not intermediates:  # a bookmark base too (`send -nvP` says "Invalid cross-device link")
+        return f"warning: cannot send '{label}': not an earlier snapshot from the same fs"
+    # `-I`: zfs words a newer base as missing (it looks for it among the older snapshots)
+    why = "is not earlier than it" if base is to else "does not exist"
+    return f"WARNING: could not send {label}:\nincremental source ({fs.name}@{base.name}) {why}"
 
 
 def _delivered(
@@ -103,14 +108,14 @@ def _check_keys(data: HostData, fs: FsRecord, raw: bool, properties: bool, label
         return
     if not fs.key_loaded:
         raise data.error(
-            ZFSError, label, f"warning: cannot send '{label}': source key must be loaded"
+            ZFSError, label, f"warning: cannot send '{label}': dataset key must be loaded"
         )
     if properties:
         raise data.error(
             ZFSError,
             label,
             f"cannot send {label}: encrypted dataset {fs.name} may not be sent "
-            "with properties without the raw flag",
+            f"with properties without the raw flag\nwarning: cannot send '{label}': backup failed",
         )
 
 

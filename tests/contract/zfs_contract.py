@@ -13,7 +13,8 @@ The factory interface — all another implementation has to provide:
 - `ContractHost` is the `ZFS` port plus:
   - `root`: an existing, empty filesystem that the check owns; it creates everything below it.
   - `write(filesystem, nbytes)`: change the filesystem's data by about nbytes (real ZFS: write
-    a file of nbytes random bytes into the mounted filesystem).
+    a file of nbytes random bytes into the mounted filesystem, then `zpool sync`: `written`
+    reads 0 until the txg holding the write has synced).
   - `fingerprint(dataset)`: a digest of the data of `fs` or `fs@snap` (real ZFS: checksum the
     files under the mountpoint, or under `.zfs/snapshot/<snap>`; received filesystems are not
     mounted (`receive -u`), so mount them read-only for the reading).
@@ -21,13 +22,17 @@ The factory interface — all another implementation has to provide:
     (`zfs set`; `zfs get -H -p -o value,source`, None when the value is `-`).
   - `create_encrypted(fs)`: a new filesystem that is its own encryption root, key loaded;
     `unload_key(fs)`: unmount it and unload its key.
+  - `create_volume(vol)`: a new, small zvol (real ZFS: `zfs create -V 16M vol`).
   - `interrupt_next_receive(nbytes)`: the next `receive` on this host gets only the first
     nbytes of its stream (real ZFS: `zfs send ... | head -c nbytes | zfs receive -s ...`).
 
 A send the implementation must refuse may fail in `send` or, at the latest, in the `receive`
-that reads the stream: checks put both inside `pytest.raises`. `SnapshotHeld.held` names the
-refused snapshots as `@snap`. Checks never assert exact byte counts (real streams carry
-headers, real `written` carries metadata): they write MiBs and cut streams well inside them.
+that reads the stream: checks put both inside `pytest.raises`, and an error's text carries what
+the sending `zfs` said. `SnapshotHeld.held` names the refused snapshots as `@snap`. Checks never
+assert exact byte counts (real streams carry headers, real `written` carries metadata): they
+write MiBs and cut streams well inside them. Where a check matches an error's text, the words
+are OpenZFS 2.3.2's own (docs/zfs-verified.md; tests/fixtures/zfs/stderr/ has the captures).
+A resume token is read again after every failed resume: real zfs rewrites it on each attempt.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Protocol
 import pytest
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
-from reconciler.core.state import FilesystemState, Version
+from reconciler.core.state import FilesystemKind, FilesystemState, Version
 from reconciler.zfs.errors import (
     DatasetExists,
     DatasetNotFound,
@@ -70,6 +75,8 @@ class ContractHost(ZFS, Protocol):
     def create_encrypted(self, filesystem: str) -> None: ...
 
     def unload_key(self, filesystem: str) -> None: ...
+
+    def create_volume(self, filesystem: str) -> None: ...
 
     def interrupt_next_receive(self, after_bytes: int) -> None: ...
 
@@ -143,6 +150,14 @@ def pair(make: HostFactory) -> tuple[ContractHost, ContractHost]:
     return make("src"), make("dst")
 
 
+def resume(src: ContractHost, dst: ContractHost, target: str, *, force: bool = False) -> None:
+    """`zfs send -t <the target's current token> | zfs receive -s -u [-F] target`."""
+    token = state(dst, target).resume_token
+    assert token is not None, f"{target} on {dst.host} has no resume token"
+    fs = token.to_name.partition("@")[0]
+    dst.receive(target, send(src, fs, None, token=token.token), ReceiveOptions(force=force))
+
+
 # -- observe and snapshot -------------------------------------------------------------------
 
 
@@ -157,6 +172,7 @@ def check_observe_reports_versions_holds_and_written(make: HostFactory) -> None:
     snap, mark = version(host, fs, "s1"), version(host, fs, "s1-mark", bookmark=True)
     assert [(v.name, v.is_snapshot) for v in seen.versions] == [("s1", True), ("s1-mark", False)]
     assert (mark.guid, mark.createtxg) == (snap.guid, snap.createtxg)
+    assert mark.referenced == snap.referenced and not mark.holds and mark.written == 0
     assert snap.holds == {"keep"} and snap.written > 0
     assert seen.written > 0 and seen.resume_token is None and not seen.encrypted
 
@@ -170,9 +186,11 @@ def check_snapshot_of_many_filesystems_is_atomic(make: HostFactory) -> None:
     with pytest.raises(DatasetNotFound):
         host.snapshot([a, f"{host.root}/missing"], "t")
     host.snapshot([b], "u")
-    with pytest.raises(DatasetExists):
+    with pytest.raises(DatasetExists, match=r"(?s)'.*/b@u': dataset already exists.*no snapshots"):
         host.snapshot([a, b], "u")
     assert snapshots(host, a) == ["s"]
+    with pytest.raises(ZFSError, match=r"invalid character '\*' in name"):
+        host.snapshot([a], "bad*name")
 
 
 def check_versions_are_ordered_by_createtxg_not_name(make: HostFactory) -> None:
@@ -254,10 +272,19 @@ def check_incremental_base_must_exist_and_be_older(make: HostFactory) -> None:
     src, dst = pair(make)
     fs, target = filesystem(src, "data", "s1", "s2"), f"{dst.root}/data"
     replicate(src, dst, fs, target, "s2")
-    with pytest.raises(ZFSError):
+    with pytest.raises(ZFSError, match="not an earlier snapshot from the same fs"):
         replicate(src, dst, fs, target, "s1", "@s2")
-    with pytest.raises(DatasetNotFound):
+    with pytest.raises(ZFSError, match=r"incremental source .*@s1. is not earlier than it"):
+        replicate(src, dst, fs, target, "s1", "@s1", intermediates=True)
+    with pytest.raises(ZFSError, match=r"incremental source .*@s2. does not exist"):
+        replicate(src, dst, fs, target, "s1", "@s2", intermediates=True)  # zfs's words
+    with pytest.raises(DatasetNotFound, match=r"cannot open '.*@missing': dataset does not exist"):
         replicate(src, dst, fs, target, "s2", "@missing")
+    with pytest.raises(DatasetNotFound, match=r"incremental source .*#missing. does not exist"):
+        replicate(src, dst, fs, target, "s2", "#missing")
+    src.bookmark(fs, "s2", "s2-mark")
+    with pytest.raises(ZFSError, match="not an earlier snapshot from the same fs"):
+        replicate(src, dst, fs, target, "s2", "#s2-mark")
 
 
 def check_receive_into_a_modified_target_is_refused(make: HostFactory) -> None:
@@ -315,12 +342,17 @@ def check_full_receive_into_an_existing_filesystem(make: HostFactory) -> None:
     full, empty = filesystem(dst, "full", "old"), filesystem(dst, "empty")
     with pytest.raises(ReceiveRefused):
         replicate(src, dst, fs, full, "s1")  # exists: needs -F
-    with pytest.raises(ReceiveRefused):
-        replicate(src, dst, fs, full, "s1", force=True)  # has snapshots
-    with pytest.raises(ReceiveRefused):
+    with pytest.raises(ReceiveRefused, match="destination has snapshots"):
+        replicate(src, dst, fs, full, "s1", force=True)
+    with pytest.raises(ReceiveRefused, match=r"destination '.*/empty' exists\nmust specify -F"):
         replicate(src, dst, fs, empty, "s1")
     replicate(src, dst, fs, empty, "s1", force=True)
     assert snapshots(dst, empty) == ["s1"]
+    marked = filesystem(dst, "marked", "old")  # only a bookmark left: -F overwrites, keeps it
+    dst.bookmark(marked, "old", "old")
+    dst.destroy(marked, ["@old"])
+    replicate(src, dst, fs, marked, "s1", force=True)
+    assert [v.name for v in state(dst, marked).versions] == ["old", "s1"]
 
 
 def check_full_receive_needs_the_parent(make: HostFactory) -> None:
@@ -352,6 +384,7 @@ def check_interrupted_full_receive_leaves_a_token_and_resumes(make: HostFactory)
     partial = state(dst, target)
     token = partial.resume_token
     assert token is not None and not partial.snapshots
+    assert partial.written > 0  # what has arrived so far is listed as written
     assert (token.to_guid, token.to_name, token.from_guid) == (
         version(src, fs, "s1").guid,
         f"{fs}@s1",
@@ -374,9 +407,13 @@ def check_interrupted_incremental_keeps_its_state_on_the_filesystem(make: HostFa
     token = state(dst, target).resume_token
     assert token is not None and token.from_guid == version(src, fs, "s1").guid
     assert snapshots(dst, target) == ["s1"]
-    with pytest.raises(ReceiveRefused):  # partially-complete state: resume or abort first
-        replicate(src, dst, fs, target, "s2", "@s1")
-    dst.receive(target, send(src, fs, None, token=token.token), ReceiveOptions())
+    with pytest.raises(ReceiveRefused, match="contains partially-complete state"):
+        replicate(src, dst, fs, target, "s2", "@s1", force=True)  # resume or abort first
+    dst.write(target, MIB)
+    with pytest.raises(ModifiedSinceSnapshot, match="cannot receive resume stream"):
+        resume(src, dst, target)
+    dst.rollback(target, "s1", destroy_newer=False)  # allowed while the partial state stays
+    resume(src, dst, target)
     assert snapshots(dst, target) == ["s1", "s2"] and state(dst, target).resume_token is None
 
 
@@ -390,12 +427,77 @@ def check_partial_incremental_pins_its_base(make: HostFactory) -> None:
     dst.interrupt_next_receive(MIB)
     with pytest.raises(StreamInterrupted):
         replicate(src, dst, fs, target, "s2", "@s1")
-    with pytest.raises(ZFSError):
-        dst.destroy(target, ["@s1"])
+    clones = r"cannot destroy '.*@s1': snapshot has dependent clones\nuse '-R'"
+    with pytest.raises(SnapshotHeld, match=clones) as refused:
+        dst.destroy(target, ["@s0", "@s1"])  # checked first: nothing in the batch goes
+    assert refused.value.held == ("@s1",) and snapshots(dst, target) == ["s0", "s1"]
     dst.destroy(target, ["@s0"])
     dst.abort_resume(target)
     assert state(dst, target).resume_token is None and snapshots(dst, target) == ["s1"]
     dst.destroy(target, ["@s1"])
+
+
+def check_partial_incremental_pins_the_newest_target_snapshot(make: HostFactory) -> None:
+    src, dst = pair(make)
+    fs, target = filesystem(src, "data", "s1"), f"{dst.root}/data"
+    replicate(src, dst, fs, target, "s1")
+    dst.snapshot([target], "empty")  # after the base: the partial state is cloned from it
+    src.write(fs, 4 * MIB)
+    src.snapshot([fs], "s2")
+    dst.interrupt_next_receive(MIB)
+    with pytest.raises(StreamInterrupted):
+        replicate(src, dst, fs, target, "s2", "@s1")
+    with pytest.raises(SnapshotHeld) as refused:
+        dst.destroy(target, ["@empty"])
+    assert refused.value.held == ("@empty",)
+    dst.destroy(target, ["@s1"])  # the base itself is free
+    resume(src, dst, target)
+    assert snapshots(dst, target) == ["empty", "s2"] and state(dst, target).resume_token is None
+
+
+def check_forced_incremental_over_a_held_snapshot_fails_at_the_end(make: HostFactory) -> None:
+    src, dst = pair(make)
+    fs, target = filesystem(src, "data", "s1", "s2"), f"{dst.root}/data"
+    replicate(src, dst, fs, target, "s1")
+    dst.snapshot([target], "later")
+    dst.hold(target, "later", "keep")
+    with pytest.raises(ReceiveRefused, match="dataset is busy"):
+        replicate(src, dst, fs, target, "s2", "@s1", force=True)
+    token = state(dst, target).resume_token  # the stream arrived; the rollback did not happen
+    assert token is not None and token.to_guid == version(src, fs, "s2").guid
+    assert snapshots(dst, target) == ["s1", "later"]
+    with pytest.raises(ReceiveRefused, match="kernel modules must be upgraded"):
+        resume(src, dst, target)  # begun with -F over a later snapshot: needs -F again
+    with pytest.raises(ReceiveRefused, match="partially-complete state"):
+        resume(src, dst, target, force=True)  # still held: EBUSY, worded so under a token
+    dst.release(target, "later", "keep")
+    resume(src, dst, target, force=True)
+    assert snapshots(dst, target) == ["s1", "s2"] and state(dst, target).resume_token is None
+
+
+def check_resuming_a_forced_receive_rechecks_the_target(make: HostFactory) -> None:
+    src, dst = pair(make)
+    fs, target = filesystem(src, "data", "s1"), f"{dst.root}/data"
+    src.write(fs, 4 * MIB)
+    src.snapshot([fs], "s2")
+    replicate(src, dst, fs, target, "s1")
+    dst.write(target, MIB)
+    dst.interrupt_next_receive(MIB)
+    with pytest.raises(StreamInterrupted):
+        replicate(src, dst, fs, target, "s2", "@s1", force=True)
+    with pytest.raises(ModifiedSinceSnapshot, match="cannot receive resume stream"):
+        resume(src, dst, target)
+    resume(src, dst, target, force=True)
+    assert snapshots(dst, target) == ["s1", "s2"]
+    assert dst.fingerprint(target) == src.fingerprint(f"{fs}@s2")
+    full, empty = filesystem(src, "full", "s1", nbytes=4 * MIB), filesystem(dst, "empty")
+    dst.interrupt_next_receive(MIB)
+    with pytest.raises(StreamInterrupted):
+        replicate(src, dst, full, empty, "s1", force=True)
+    with pytest.raises(ReceiveRefused, match="Resuming recv on existing destination"):
+        resume(src, dst, empty)
+    resume(src, dst, empty, force=True)
+    assert snapshots(dst, empty) == ["s1"]
 
 
 def check_stale_token_is_refused_and_abort_clears_it(make: HostFactory) -> None:
@@ -421,7 +523,7 @@ def check_stale_token_is_refused_and_abort_clears_it(make: HostFactory) -> None:
 def check_abort_without_partial_state_is_not_found(make: HostFactory) -> None:
     host = make("dst")
     fs = filesystem(host, "data", "s1")
-    with pytest.raises(DatasetNotFound):
+    with pytest.raises(DatasetNotFound, match="does not have any resumable receive state"):
         host.abort_resume(fs)
 
 
@@ -432,7 +534,7 @@ def check_a_hold_blocks_the_whole_destroy_batch(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1", "s2", "s3")
     host.hold(fs, "s2", "keep")
-    with pytest.raises(SnapshotHeld) as refused:
+    with pytest.raises(SnapshotHeld, match=r"@s2: it's being held\. Run 'zfs holds -r") as refused:
         host.destroy(fs, ["@s1", "@s2"])
     assert refused.value.held == ("@s2",)
     assert snapshots(host, fs) == ["s1", "s2", "s3"]
@@ -445,23 +547,29 @@ def check_holding_a_tag_twice_is_dataset_exists(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1")
     host.hold(fs, "s1", "keep")
-    with pytest.raises(DatasetExists):
+    with pytest.raises(DatasetExists, match="tag already exists on this dataset"):
         host.hold(fs, "s1", "keep")
     host.hold(fs, "s1", "other")
     assert version(host, fs, "s1").holds == {"keep", "other"}
+    with pytest.raises(DatasetNotFound, match=r"cannot open '.*/missing': dataset does not exist"):
+        host.hold(f"{host.root}/missing", "s1", "keep")
+    with pytest.raises(DatasetNotFound, match=r"cannot open '.*@missing': dataset does not exist"):
+        host.bookmark(fs, "missing", "mark")
 
 
 def check_releasing_a_missing_tag_is_hold_not_found(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1")
-    with pytest.raises(HoldNotFound):
+    with pytest.raises(HoldNotFound, match="no such tag on this dataset"):
         host.release(fs, "s1", "never-held")
+    with pytest.raises(DatasetNotFound, match="dataset does not exist"):
+        host.release(fs, "missing", "never-held")
 
 
 def check_destroy_skips_missing_snapshots_unless_none_exists(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1", "s2")
-    with pytest.raises(DatasetNotFound):
+    with pytest.raises(DatasetNotFound, match="could not find any snapshots to destroy"):
         host.destroy(fs, ["@gone"])
     host.destroy(fs, ["@s1", "@gone"])
     assert snapshots(host, fs) == ["s2"]
@@ -481,7 +589,7 @@ def check_rollback_needs_r_to_destroy_newer_snapshots(make: HostFactory) -> None
     host = make("dst")
     fs = filesystem(host, "data", "s1", "s2")
     host.write(fs, MIB)
-    with pytest.raises(ZFSError):
+    with pytest.raises(ZFSError, match="more recent snapshots or bookmarks exist"):
         host.rollback(fs, "s1", destroy_newer=False)
     host.rollback(fs, "s2", destroy_newer=False)
     assert state(host, fs).written == 0 and host.fingerprint(fs) == host.fingerprint(f"{fs}@s2")
@@ -493,7 +601,7 @@ def check_rollback_r_stops_at_a_held_snapshot(make: HostFactory) -> None:
     host = make("dst")
     fs = filesystem(host, "data", "s1", "s2")
     host.hold(fs, "s2", "keep")
-    with pytest.raises(ZFSError):
+    with pytest.raises(SnapshotHeld, match=r"cannot destroy '.*@s2': dataset is busy"):
         host.rollback(fs, "s1", destroy_newer=True)
     assert "s2" in snapshots(host, fs)
 
@@ -528,10 +636,24 @@ def check_raw_send_of_an_encrypted_filesystem_stays_encrypted(make: HostFactory)
     replicate(src, dst, fs, f"{dst.root}/plain", "s1")
     assert state(dst, f"{dst.root}/raw").encrypted
     assert not state(dst, f"{dst.root}/plain").encrypted
+    with pytest.raises(ZFSError, match="may not be sent with properties without the raw flag"):
+        dst.receive(f"{dst.root}/props", send(src, fs, "s1", properties=True), ReceiveOptions())
     src.unload_key(fs)
-    with pytest.raises(ZFSError):  # refused by send, or at the latest when the stream is read
-        replicate(src, dst, fs, f"{dst.root}/plain again", "s1")
+    with pytest.raises(ZFSError, match="dataset key must be loaded"):  # in send, or at the latest
+        replicate(src, dst, fs, f"{dst.root}/plain again", "s1")  # when the stream is read
     replicate(src, dst, fs, f"{dst.root}/raw again", "s1", raw=True)
+
+
+def check_filesystem_properties_are_refused_for_a_volume(make: HostFactory) -> None:
+    src, dst = pair(make)
+    vol, target = f"{src.root}/vol", f"{dst.root}/vol"
+    src.create_volume(vol)
+    src.snapshot([vol], "s1")
+    with pytest.raises(ReceiveRefused, match="'canmount' does not apply to datasets of this type"):
+        dst.receive(target, send(src, vol, "s1"), ReceiveOptions(override=(("canmount", "off"),)))
+    assert dst.observe().filesystem(target) is None
+    dst.receive(target, send(src, vol, "s1"), ReceiveOptions(inherit=("mountpoint",)))  # a warning
+    assert state(dst, target).kind is FilesystemKind.VOLUME
 
 
 def check_names_with_spaces_work_everywhere(make: HostFactory) -> None:
@@ -557,8 +679,10 @@ def check_create_with_and_without_parents(make: HostFactory) -> None:
     assert state(host, f"{host.root}/a/b").name == f"{host.root}/a/b"
     with pytest.raises(DatasetExists):
         host.create(deep, parents=False)
-    with pytest.raises(DatasetNotFound):
+    with pytest.raises(DatasetNotFound, match="parent does not exist"):
         host.create(f"{host.root}/x/y", parents=False)
+    with pytest.raises(ZFSError, match=r"cannot create '.*': invalid character '\*' in name"):
+        host.create(f"{host.root}/bad*name")
 
 
 ALL_CHECKS: tuple[Check, ...] = (
@@ -582,6 +706,9 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_interrupted_full_receive_leaves_a_token_and_resumes,
     check_interrupted_incremental_keeps_its_state_on_the_filesystem,
     check_partial_incremental_pins_its_base,
+    check_partial_incremental_pins_the_newest_target_snapshot,
+    check_forced_incremental_over_a_held_snapshot_fails_at_the_end,
+    check_resuming_a_forced_receive_rechecks_the_target,
     check_stale_token_is_refused_and_abort_clears_it,
     check_abort_without_partial_state_is_not_found,
     check_a_hold_blocks_the_whole_destroy_batch,
@@ -593,6 +720,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_rollback_r_stops_at_a_held_snapshot,
     check_receive_sets_and_excludes_properties,
     check_raw_send_of_an_encrypted_filesystem_stays_encrypted,
+    check_filesystem_properties_are_refused_for_a_volume,
     check_names_with_spaces_work_everywhere,
     check_create_with_and_without_parents,
 )
