@@ -94,13 +94,17 @@ class PairProtection:
         return any(v.guid == snapshot.guid and v.guid != 0 for v in self.source.bookmarks)
 
     def _cursor(self, newest: str | None) -> None:
-        """Bookmark the newest replicated snapshot; drop the cursor bookmarks it supersedes."""
-        if self.target.protection is Protection.NONE or newest is None:
+        """Bookmark the newest replicated snapshot; drop the cursor bookmarks it supersedes.
+
+        With protection `none` no cursor is kept. Nothing is dropped while the pair has no
+        common snapshot: a cursor bookmark may then be the only incremental base left."""
+        if newest is None:
             return
-        wanted = cursor_bookmark(newest, self.target.name)
+        keep = self.target.protection is not Protection.NONE
+        wanted = cursor_bookmark(newest, self.target.name) if keep else None
         existing = {v.name for v in self.source.bookmarks}
         deps: tuple[int, ...] = ()
-        if wanted not in existing:
+        if wanted is not None and wanted not in existing:
             bookmark_id = self.b.add(
                 BookmarkAction,
                 **self.side.fields(
@@ -130,7 +134,11 @@ class PairProtection:
                     filesystem=self.source.name,
                     versions=tuple("#" + name for name in stale),
                     reason=Reason.CURSOR_SUPERSEDED,
-                    message=f"replication cursor of {self.target.name} moved to #{wanted}",
+                    message=(
+                        f"replication cursor of {self.target.name} moved to #{wanted}"
+                        if wanted
+                        else f"protection of {self.target.name} is none: no cursor is kept"
+                    ),
                     depends_on=deps,
                 ),
             )

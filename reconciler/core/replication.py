@@ -106,6 +106,7 @@ class _TargetPlanner(PairProtection):
         self._set_target_versions(self.state.versions if self.state else ())
         self.retention_destroys: dict[str, Reason] = {}
         self.candidate_names: set[str] = set()
+        self.resuming = False
         self.target_only: set[str] = set()  # after the common base: never ours to destroy
         self.deps: list[int] = []  # what the sends of this pair wait for
         self.sends: list[int] = []
@@ -180,6 +181,7 @@ class _TargetPlanner(PairProtection):
             estimate=estimate,
         )
         del send_id
+        self.resuming = True
         received = Version(
             VersionKind.SNAPSHOT, snapshot.name, snapshot.guid, PENDING_TXG, snapshot.creation
         )
@@ -272,10 +274,12 @@ class _TargetPlanner(PairProtection):
             return True
         raw = self.target.send_options.raw
         diverged = bool(target_after) and (raw or any(v.written for v in target_after))
-        modified = self.state.written > 0
+        # a partial receive's bytes show as `written`: not a modification while it resumes
+        modified = self.state.written > 0 and not self.resuming
         if diverged or modified:
             if not self.target.allow_rollback:
                 kind = ConflictKind.DIVERGED if diverged else ConflictKind.TARGET_MODIFIED
+                to = base.target if diverged else self._newest_target(base)
                 why = (
                     f"has snapshots after the common snapshot @{base.target.name}"
                     if diverged
@@ -284,7 +288,7 @@ class _TargetPlanner(PairProtection):
                 self._conflict(
                     kind,
                     f"{self.target_fs} on {self.target.host} {why}; allowRollback would "
-                    f"roll it back to @{(base.target if diverged else self._newest_target()).name}",
+                    f"roll it back to @{to.name}",
                     source_only=tuple("@" + v.name for v in candidates),
                     target_only=tuple("@" + v.name for v in target_after),
                 )
@@ -316,15 +320,13 @@ class _TargetPlanner(PairProtection):
         }
         return wanted, dict(result.destroyed)
 
-    def _newest_target(self) -> Version:
-        assert self.state is not None
-        newest = self.state.newest_snapshot()
-        assert newest is not None
-        return newest
+    def _newest_target(self, base: CommonBase) -> Version:
+        newest = self.state.newest_snapshot() if self.state is not None else None
+        return newest if newest is not None else base.target
 
     def _rollback(self, base: CommonBase, target_after: Sequence[Version]) -> None:
         destroys = tuple("@" + v.name for v in target_after)
-        to = base.target if target_after else self._newest_target()
+        to = base.target if target_after else self._newest_target(base)
         reason = Reason.ROLLBACK_DIVERGED if target_after else Reason.ROLLBACK_MODIFIED
         what = (
             f"destroys {len(destroys)} snapshot(s) found only on the target"
