@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from operator import itemgetter
 
 from reconciler.core.desired import PolicyIntent
 from reconciler.core.retention import Managed, RetentionMemo
 from reconciler.core.state import FilesystemState, Version, VersionKind
 
 PENDING_TXG = 1 << 62  # the createtxg given to the snapshot a pass plans: newer than any
-BY_TIME_THEN_NAME = itemgetter(1, 0)
 
 
 def snapshot_names(snapshots: Sequence[Version]) -> tuple[str, ...]:
