@@ -1,10 +1,11 @@
-"""The executor: carries out a `Plan` through the ZFS port, in plan order, never deciding again.
+"""The executor: carries out a `Plan` through the ZFS port, never deciding again.
 
 Owned here: `execute`, `ActionResult`, `ActionStatus` and `ApplyReport`. Called by the CLI for
 one pass (and later by the loop). An action runs when every action it `depends_on` succeeded
 (`ok` or `already_done`); otherwise it is `skipped`, naming the failed action behind it, and
 independent actions still run. `run_action` carries out one action and knows nothing of the
-others, so independent sends can later run in parallel.
+others; `execute(jobs=N)` runs up to N actions at once, keeping plan order per filesystem (so
+independent filesystems replicate in parallel, bounded by N).
 
 Every action is idempotent (product guarantee 6): what ZFS reports as "already so" is success.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -104,27 +106,85 @@ EventSink = Callable[[ActionResult], None]
 
 
 def execute(
-    plan: Plan, hosts: Mapping[str, ZFS], *, on_event: EventSink | None = None
+    plan: Plan,
+    hosts: Mapping[str, ZFS],
+    *,
+    on_event: EventSink | None = None,
+    jobs: int = 1,
 ) -> ApplyReport:
-    results: list[ActionResult] = []
+    """Carry out the plan; with `jobs` > 1, independent filesystems proceed in parallel.
+
+    An action starts once every action it depends on has finished and every earlier action
+    that touches one of its filesystems (on either side) has finished, so each filesystem sees
+    its actions in plan order. With `jobs` = 1 this is exactly plan order. The report lists
+    the results in plan order; `on_event` sees them as they finish.
+    """
+    order = {action.id: index for index, action in enumerate(plan.actions)}
+    waits_for = _waits_for(plan.actions)
     done: dict[int, ActionResult] = {}
     causes: dict[int, int] = {}  # a failed or skipped action → the failed action behind it
-    for action in plan.actions:
-        result = _blocked(action, done, causes) or run_action(action, hosts)
+    pending = list(plan.actions)
+    running: dict[Future[ActionResult], Action] = {}
+
+    def finish(action: Action, result: ActionResult) -> None:
         done[action.id] = result
-        results.append(result)
         _log(action, result)
         if on_event is not None:
             on_event(result)
-    return ApplyReport(tuple(results))
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="action") as pool:
+        while pending or running:
+            for action in [a for a in pending if all(w in done for w in waits_for[a.id])]:
+                if len(running) >= max(1, jobs):
+                    break
+                pending.remove(action)
+                blocked = _blocked(action, done, causes, order)
+                if blocked is not None:
+                    finish(action, blocked)
+                    continue
+                running[pool.submit(run_action, action, hosts)] = action
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f].id):
+                finish(running.pop(future), future.result())
+    return ApplyReport(tuple(done[action.id] for action in plan.actions))
+
+
+def _touches(action: Action) -> set[tuple[str, str]]:
+    """The (host, filesystem) pairs an action changes or reads."""
+    if isinstance(action, SnapshotAction):
+        return {(action.host, fs) for fs in action.filesystems}
+    if isinstance(action, SendAction):
+        return {(action.host, action.filesystem), (action.target_host, action.target_filesystem)}
+    return {(action.host, action.filesystem)}
+
+
+def _waits_for(actions: Sequence[Action]) -> dict[int, set[int]]:
+    """Each action → the earlier actions that must finish first (dependencies, same filesystem)."""
+    last_on: dict[tuple[str, str], int] = {}
+    earlier: set[int] = set()
+    waits: dict[int, set[int]] = {}
+    for action in actions:
+        before = {d for d in action.depends_on if d in earlier}
+        for key in _touches(action):
+            if key in last_on:
+                before.add(last_on[key])
+            last_on[key] = action.id
+        waits[action.id] = before
+        earlier.add(action.id)
+    return waits
 
 
 def _blocked(
-    action: Action, done: Mapping[int, ActionResult], causes: dict[int, int]
+    action: Action,
+    done: Mapping[int, ActionResult],
+    causes: dict[int, int],
+    order: Mapping[int, int],
 ) -> ActionResult | None:
     for dependency in action.depends_on:
         prior = done.get(dependency)
-        if prior is None:
+        if prior is None or order.get(dependency, len(order)) >= order[action.id]:
             causes[action.id] = dependency
             why = f"skipped: depends on action {dependency}, which has not run before it"
             return ActionResult(action.id, ActionStatus.SKIPPED, why)

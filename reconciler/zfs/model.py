@@ -16,7 +16,10 @@ Besides the port, test-setup helpers (not part of the port): `create_pool`, `cre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
 
 from reconciler.core.plan import ReceiveOptions
 from reconciler.core.state import (
@@ -35,12 +38,27 @@ from reconciler.zfs.model_send import build_stream
 from reconciler.zfs.model_stream import ModelStream, decode_token
 from reconciler.zfs.port import SendRequest, SendStream
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[Concatenate[ModelZFS, P], R]) -> Callable[Concatenate[ModelZFS, P], R]:
+    """One port call at a time per host, as the executor may run actions in parallel."""
+
+    @functools.wraps(method)
+    def call(self: ModelZFS, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return call
+
 
 class ModelZFS:
     """One host's pools, filesystems, snapshots, bookmarks and holds, in memory."""
 
     def __init__(self, host: str, *, seed: int = 0) -> None:
         self._data = HostData(host, seed)
+        self._lock = threading.RLock()
 
     # -- test setup (not part of the port) ------------------------------------------------
 
@@ -76,6 +94,7 @@ class ModelZFS:
     def unload_key(self, filesystem: str) -> None:
         self._data.filesystem(filesystem).key_loaded = False
 
+    @_locked
     def write(self, filesystem: str, nbytes: int) -> None:
         """Modify the filesystem's data: `written` grows by nbytes and its content changes."""
         if nbytes <= 0:
@@ -131,6 +150,7 @@ class ModelZFS:
     def host(self) -> str:
         return self._data.host
 
+    @_locked
     def observe(self) -> HostState:
         self._data.check_reachable()
         return HostState(
@@ -140,6 +160,7 @@ class ModelZFS:
             },
         )
 
+    @_locked
     def snapshot(self, filesystems: Sequence[str], name: str) -> None:
         data = self._data
         data.check_reachable()
@@ -161,20 +182,24 @@ class ModelZFS:
             fs.snapshots.append(_new_snapshot(data, fs, name, txg))
             fs.written = 0
 
+    @_locked
     def send(self, request: SendRequest) -> SendStream:
         self._data.check_reachable()
         return build_stream(self._data, request)
 
+    @_locked
     def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
         self._data.check_reachable()
         if not isinstance(stream, ModelStream):
             raise TypeError(f"ModelZFS receives ModelStream, not {type(stream).__name__}")
         model_receive.receive(self._data, filesystem, stream, options)
 
+    @_locked
     def abort_resume(self, filesystem: str) -> None:
         self._data.check_reachable()
         model_receive.abort_resume(self._data, filesystem)
 
+    @_locked
     def hold(self, filesystem: str, snapshot: str, tag: str) -> None:
         data = self._data
         data.check_reachable()
@@ -189,6 +214,7 @@ class ModelZFS:
         snap.holds.add(tag)
         data.next_txg()
 
+    @_locked
     def release(self, filesystem: str, snapshot: str, tag: str) -> None:
         data = self._data
         data.check_reachable()
@@ -200,6 +226,7 @@ class ModelZFS:
         snap.holds.discard(tag)
         data.next_txg()
 
+    @_locked
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
         data = self._data
         data.check_reachable()
@@ -218,14 +245,17 @@ class ModelZFS:
         )
         data.next_txg()
 
+    @_locked
     def destroy(self, filesystem: str, versions: Sequence[str]) -> None:
         self._data.check_reachable()
         destroy_versions(self._data, filesystem, versions)
 
+    @_locked
     def rollback(self, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
         self._data.check_reachable()
         rollback(self._data, filesystem, snapshot, destroy_newer)
 
+    @_locked
     def create(self, filesystem: str, parents: bool = True) -> None:
         data = self._data
         data.check_reachable()

@@ -1,0 +1,186 @@
+"""Parallel apply: independent filesystems run at once, each filesystem keeps plan order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.apply.executor import ActionStatus, execute
+from reconciler.core.plan import (
+    Action,
+    HoldAction,
+    Plan,
+    Reason,
+    ReceiveOptions,
+    SendAction,
+    SendMode,
+    SnapshotAction,
+)
+from reconciler.zfs.errors import ReceiveRefused
+from reconciler.zfs.model import ModelZFS
+from reconciler.zfs.port import SendRequest, SendStream
+
+NAMES = [f"tank/fs{i}" for i in range(6)]
+
+
+class Recording:
+    """A model host that records the order of calls and how many receives overlap."""
+
+    def __init__(self, model: ModelZFS, log: list[str], lock: threading.Lock) -> None:
+        self.model = model
+        self.log = log
+        self.lock = lock
+        self.active = 0
+        self.most = 0
+        self.fail_on: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def send(self, request: SendRequest) -> SendStream:
+        return self.model.send(request)
+
+    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.05)
+        try:
+            if filesystem in self.fail_on:
+                raise ReceiveRefused(self.model.host, filesystem, "refused")
+            self.model.receive(filesystem, stream, options)
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.log.append(f"receive {filesystem}")
+
+    def hold(self, filesystem: str, snapshot: str, tag: str) -> None:
+        with self.lock:
+            self.log.append(f"hold {filesystem}")
+        self.model.hold(filesystem, snapshot, tag)
+
+
+def _action(cls: type[Action], id: int, deps: Sequence[int] = (), **fields: Any) -> Any:
+    return cls(
+        id=id,
+        host="nas",
+        policy="p",
+        target="t",
+        reason=Reason.SCHEDULE_DUE,
+        message="",
+        depends_on=tuple(deps),
+        **fields,
+    )
+
+
+def _plan() -> Plan:
+    actions: list[Action] = [_action(SnapshotAction, 1, filesystems=tuple(NAMES), name="s1")]
+    next_id = 2
+    for name in NAMES:
+        send_id = next_id
+        actions.append(
+            _action(
+                SendAction,
+                send_id,
+                (1,),
+                filesystem=name,
+                target_host="backup",
+                target_filesystem="vault/" + name,
+                mode=SendMode.FULL,
+                from_version=None,
+                to_snapshot="@s1",
+                delivers=("s1",),
+            )
+        )
+        actions.append(
+            _action(HoldAction, send_id + 1, (send_id,), filesystem=name, snapshot="@s1", tag="t")
+        )
+        next_id += 2
+    return Plan(now=0, actions=tuple(actions))
+
+
+def _hosts() -> tuple[Recording, Recording, list[str]]:
+    nas, backup = ModelZFS("nas"), ModelZFS("backup")
+    nas.create_pool("tank")
+    backup.create_pool("vault")
+    backup.create("vault/tank")
+    for name in NAMES:
+        nas.create(name)
+        nas.write(name, 1000)
+    log: list[str] = []
+    lock = threading.Lock()
+    return Recording(nas, log, lock), Recording(backup, log, lock), log
+
+
+def test_independent_filesystems_receive_at_the_same_time() -> None:
+    nas, backup, _ = _hosts()
+    report = execute(_plan(), {"nas": nas, "backup": backup}, jobs=3)
+    assert report.ok
+    assert backup.most == 3
+
+
+def test_one_job_runs_in_plan_order() -> None:
+    nas, backup, _ = _hosts()
+    report = execute(_plan(), {"nas": nas, "backup": backup}, jobs=1)
+    assert report.ok
+    assert backup.most == 1
+
+
+def test_parallel_and_serial_reach_the_same_state() -> None:
+    states: list[object] = []
+    for jobs in (1, 4):
+        nas, backup, _ = _hosts()
+        execute(_plan(), {"nas": nas, "backup": backup}, jobs=jobs)
+        seen = backup.model.observe()
+        states.append(
+            sorted((fs, [v.name for v in s.versions]) for fs, s in seen.filesystems.items())
+        )
+        held = nas.model.observe()
+        states.append(
+            sorted(
+                (fs, [sorted(v.holds) for v in s.versions]) for fs, s in held.filesystems.items()
+            )
+        )
+    assert states[0] == states[2] and states[1] == states[3]
+
+
+def test_a_failure_skips_only_its_own_filesystem_and_reports_in_plan_order() -> None:
+    nas, backup, _ = _hosts()
+    backup.fail_on = {"vault/tank/fs2"}
+    plan = _plan()
+    report = execute(plan, {"nas": nas, "backup": backup}, jobs=4)
+    assert [r.action_id for r in report.results] == [a.id for a in plan.actions]
+    by_id = {r.action_id: r.status for r in report.results}
+    failed_send = next(
+        a.id for a in plan.actions if isinstance(a, SendAction) and a.filesystem == "tank/fs2"
+    )
+    assert by_id[failed_send] is ActionStatus.FAILED
+    assert by_id[failed_send + 1] is ActionStatus.SKIPPED
+    others = [s for i, s in by_id.items() if i not in (failed_send, failed_send + 1)]
+    assert all(s is ActionStatus.OK for s in others)
+
+
+def test_actions_on_one_filesystem_never_overlap() -> None:
+    nas, backup, log = _hosts()
+    plan = Plan(
+        now=0,
+        actions=(
+            *_plan().actions,
+            _action(
+                SendAction,
+                100,
+                filesystem="tank/fs0",
+                target_host="backup",
+                target_filesystem="vault/tank/fs0",
+                mode=SendMode.FULL,
+                from_version=None,
+                to_snapshot="@s1",
+                delivers=("s1",),
+            ),
+        ),
+    )
+    execute(plan, {"nas": nas, "backup": backup}, jobs=4)
+    fs0 = [entry for entry in log if entry.endswith("tank/fs0")]
+    assert fs0 == ["receive vault/tank/fs0", "hold tank/fs0", "receive vault/tank/fs0"]
