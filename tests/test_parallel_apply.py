@@ -184,3 +184,21 @@ def test_actions_on_one_filesystem_never_overlap() -> None:
     execute(plan, {"nas": nas, "backup": backup}, jobs=4)
     fs0 = [entry for entry in log if entry.endswith("tank/fs0")]
     assert fs0 == ["receive vault/tank/fs0", "hold tank/fs0", "receive vault/tank/fs0"]
+
+
+def test_after_cancel_no_further_action_starts() -> None:
+    nas, backup, _ = _hosts()
+    cancel = threading.Event()
+    plan = _plan()
+    reports: list[int] = []
+
+    def on_event(result: Any) -> None:
+        reports.append(result.action_id)
+        if result.action_id == 1:
+            cancel.set()
+
+    report = execute(plan, {"nas": nas, "backup": backup}, jobs=2, on_event=on_event, cancel=cancel)
+    statuses = [r.status for r in report.results]
+    assert statuses[0] is ActionStatus.OK
+    assert all(s is ActionStatus.SKIPPED for s in statuses[1:])
+    assert "interrupted" in report.results[1].message

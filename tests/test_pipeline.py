@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.zfs.pipeline import TransferProgress, run_pipeline
+from reconciler.zfs.pipeline import CANCELLED, TransferProgress, run_pipeline
 
 
 def _progress(line: str) -> int | None:
@@ -133,3 +133,13 @@ def test_a_sender_that_cannot_start_stops_the_receiver() -> None:
     with pytest.raises(FileNotFoundError):
         run_pipeline(["no-such-sender"], receiver)
     assert not _running(receiver)
+
+
+def test_cancelling_stops_both_sides_at_once() -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    start = time.monotonic()
+    result = run_pipeline(["sleep", "60"], ["sleep", "60"], cancel=cancel)
+    assert time.monotonic() - start < 10
+    assert result.stopped == CANCELLED
+    assert result.send_returncode == result.receive_returncode == -signal.SIGTERM

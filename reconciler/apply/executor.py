@@ -27,6 +27,7 @@ CLI's business.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -111,13 +112,16 @@ def execute(
     *,
     on_event: EventSink | None = None,
     jobs: int = 1,
+    cancel: threading.Event | None = None,
 ) -> ApplyReport:
     """Carry out the plan; with `jobs` > 1, independent filesystems proceed in parallel.
 
     An action starts once every action it depends on has finished and every earlier action
     that touches one of its filesystems (on either side) has finished, so each filesystem sees
     its actions in plan order. With `jobs` = 1 this is exactly plan order. The report lists
-    the results in plan order; `on_event` sees them as they finish.
+    the results in plan order; `on_event` sees them as they finish. Once `cancel` is set, no
+    further action starts (each is reported `skipped`); running ones finish or are stopped by
+    their driver.
     """
     order = {action.id: index for index, action in enumerate(plan.actions)}
     waits_for = _waits_for(plan.actions)
@@ -138,7 +142,7 @@ def execute(
                 if len(running) >= max(1, jobs):
                     break
                 pending.remove(action)
-                blocked = _blocked(action, done, causes, order)
+                blocked = _blocked(action, done, causes, order) or _cancelled(action, cancel)
                 if blocked is not None:
                     finish(action, blocked)
                     continue
@@ -149,6 +153,12 @@ def execute(
             for future in sorted(finished, key=lambda f: running[f].id):
                 finish(running.pop(future), future.result())
     return ApplyReport(tuple(done[action.id] for action in plan.actions))
+
+
+def _cancelled(action: Action, cancel: threading.Event | None) -> ActionResult | None:
+    if cancel is None or not cancel.is_set():
+        return None
+    return ActionResult(action.id, ActionStatus.SKIPPED, "skipped: the pass was interrupted")
 
 
 def _touches(action: Action) -> set[tuple[str, str]]:

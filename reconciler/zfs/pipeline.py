@@ -7,6 +7,7 @@ stdout is the write end of a pipe whose read end is the receiver's stdin.
 
 Supervision:
 - both processes are always reaped, whatever happens (also on KeyboardInterrupt);
+- when `cancel` is set (the pass is being interrupted), both sides are terminated;
 - when one side fails while the other still runs, the other gets `grace` seconds to end on
   its own (EOF or a broken pipe normally ends it at once), then SIGTERM, then SIGKILL;
 - the sender's stderr is read line by line: lines the `progress` parser recognises (zfs send
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO
 
 POLL_SECONDS = 0.02
+CANCELLED = "both sides were terminated: the pass was interrupted"
 TERMINATE_SECONDS = 3.0
 
 
@@ -138,6 +140,7 @@ def run_pipeline(
     estimate: int | None = None,
     on_progress: ProgressSink | None = None,
     grace: float = 5.0,
+    cancel: threading.Event | None = None,
 ) -> PipelineResult:
     """Run `send_argv | receive_argv` (both local argvs) and supervise both until they end."""
     started = time.monotonic()
@@ -167,7 +170,7 @@ def run_pipeline(
     for reader in readers:
         reader.start()
     try:
-        stopped = _supervise(sender, receiver, grace)
+        stopped = _supervise(sender, receiver, grace, cancel)
     finally:
         for process in (sender, receiver):
             if process.poll() is None:
@@ -187,7 +190,10 @@ def run_pipeline(
 
 
 def _supervise(
-    sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], grace: float
+    sender: subprocess.Popen[bytes],
+    receiver: subprocess.Popen[bytes],
+    grace: float,
+    cancel: threading.Event | None,
 ) -> str | None:
     """Wait for both; when one fails, end the other after `grace` seconds. Returns why, if so."""
     failed_at: float | None = None
@@ -195,6 +201,10 @@ def _supervise(
         send_rc, receive_rc = sender.poll(), receiver.poll()
         if send_rc is not None and receive_rc is not None:
             return None
+        if cancel is not None and cancel.is_set():
+            for process in (sender, receiver):
+                _stop(process)
+            return CANCELLED
         failed = (send_rc is not None and send_rc != 0) or (
             receive_rc is not None and receive_rc != 0
         )
