@@ -2,8 +2,14 @@
 results and maps outcomes to exit codes (product.md §3).
 
     reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
+              [--lock-dir PATH] [--lock-wait DURATION]
+    reconcile status [-f PATH]... [--output text|json]
     reconcile validate [-f PATH]...
     reconcile schema
+
+A pass that applies takes the lock of every host its policies touch before it observes them, and
+keeps it to the end (guarantee 8, `apply/lock.py`); `--dry-run`, `status`, `validate` and
+`schema` change nothing and take no lock.
 
 The hosts a pass talks to come from a `connect` function (Host manifest → ZFS port) passed in
 through `Runtime`; nothing here reaches a host any other way.
@@ -13,21 +19,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from loguru import logger
 
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, execute
-from reconciler.core.desired import intents
+from reconciler.apply.lock import (
+    Holder,
+    LockError,
+    LockHeld,
+    acquire_locks,
+    default_lock_dir,
+    lock_key,
+)
+from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
 from reconciler.core.render import dump_plan_json, plan_to_json, render_text
+from reconciler.core.state import HostState, Observed
+from reconciler.core.status import render_status_text, status_report, status_to_json
+from reconciler.manifest.durations import format_duration, parse_duration
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
 from reconciler.manifest.schema import schema_text
@@ -38,7 +57,7 @@ from reconciler.zfs.port import ZFS
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2
-SUBCOMMANDS = ("validate", "schema")
+SUBCOMMANDS = ("validate", "schema", "status")
 
 Connect = Callable[[Host], ZFS]
 
@@ -87,7 +106,13 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
             f"{_count(len(manifests.policies), 'policy', 'policies')}\n"
         )
         return EXIT_OK
-    return _pass(options, manifests, runtime)
+    if _unknown_policies(options.policy, manifests, runtime):
+        return EXIT_ERROR
+    if command == "status":
+        return _status(options, manifests, runtime)
+    if options.dry_run:
+        return _pass(options, manifests, runtime)
+    return _locked_pass(options, manifests, runtime)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -99,7 +124,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
-        epilog="subcommands: validate, schema (run 'reconcile SUBCOMMAND --help')"
+        epilog="subcommands: status, validate, schema (run 'reconcile SUBCOMMAND --help')"
         if command == "pass"
         else None,
     )
@@ -122,21 +147,23 @@ def _parser(command: str) -> argparse.ArgumentParser:
     )
     if command == "validate":
         return parser
-    parser.add_argument(
-        "--dry-run", action="store_true", help="observe and print the plan; change nothing"
-    )
+    if command == "pass":
+        parser.add_argument(
+            "--dry-run", action="store_true", help="observe and print the plan; change nothing"
+        )
     parser.add_argument("--output", choices=["text", "json"], default="text")
-    parser.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="with --dry-run: 0 in sync, 2 changes pending, 1 error",
-    )
+    if command == "pass":
+        parser.add_argument(
+            "--detailed-exitcode",
+            action="store_true",
+            help="with --dry-run: 0 in sync, 2 changes pending, 1 error",
+        )
     parser.add_argument(
         "--policy",
         action="append",
         default=None,
         metavar="NAME",
-        help="limit the pass to this policy (repeatable)",
+        help="limit to this policy (repeatable)",
     )
     parser.add_argument(
         "--now",
@@ -145,6 +172,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         metavar="TIMESTAMP",
         help="plan and act as if it were this time (ISO 8601 UTC)",
     )
+    if command == "pass":
+        _lock_options(parser)
     return parser
 
 
@@ -181,25 +210,38 @@ def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
         return None
 
 
-def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
-    unknown = sorted(set(options.policy or ()) - set(manifests.policies))
+def _unknown_policies(names: list[str] | None, manifests: Manifests, runtime: Runtime) -> bool:
+    unknown = sorted(set(names or ()) - set(manifests.policies))
     if unknown:
         runtime.stderr.write(f"unknown policy: {', '.join(unknown)}\n")
-        return EXIT_ERROR
-    selected = intents(manifests, options.policy)
-    now = options.now if options.now is not None else int(runtime.clock())
-    needed = sorted(
-        {i.source_host for i in selected} | {t.host for i in selected for t in i.targets}
-    )
+    return bool(unknown)
+
+
+def _hosts_of(selected: Sequence[PolicyIntent]) -> list[str]:
+    """The hosts the selected policies touch: their sources and targets, by name."""
+    return sorted({i.source_host for i in selected} | {t.host for i in selected for t in i.targets})
+
+
+def _connect(
+    names: Sequence[str], manifests: Manifests, runtime: Runtime
+) -> tuple[dict[str, ZFS], dict[str, str]]:
+    """(the hosts reached, why each of the others could not be)."""
     hosts: dict[str, ZFS] = {}
-    failures: list[str] = []
-    for name in needed:
+    failures: dict[str, str] = {}
+    for name in names:
         try:
             hosts[name] = runtime.connect(manifests.hosts[name])
         except ZFSError as error:
-            failures.append(str(error))
+            failures[name] = str(error)
+    return hosts, failures
+
+
+def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+    selected = intents(manifests, options.policy)
+    now = options.now if options.now is not None else int(runtime.clock())
+    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
     if failures:
-        for failure in failures:
+        for failure in failures.values():
             runtime.stderr.write(f"error: {failure}\n")
         return EXIT_ERROR
     observed = observe_hosts(hosts)
@@ -246,3 +288,103 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
         f"{len(report.results) - failed} actions done, {failed} failed, "
         f"{len(plan.conflicts)} conflicts\n"
     )
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _status(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+    """Observe as a dry run does, plan, and report how current each replica is. A host that
+    cannot be reached is reported as unreachable; nothing is locked or changed."""
+    selected = intents(manifests, options.policy)
+    now = options.now if options.now is not None else int(runtime.clock())
+    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
+    observed = observe_hosts(hosts)
+    unreached = {name: HostState(host=name, error=why) for name, why in failures.items()}
+    observed = Observed(hosts={**observed.hosts, **unreached})
+    report = status_report(selected, observed, plan_intents(selected, observed, now), now)
+    if options.output == "json":
+        runtime.stdout.write(json.dumps(status_to_json(report), indent=2, ensure_ascii=False))
+        runtime.stdout.write("\n")
+    else:
+        runtime.stdout.write(render_status_text(report))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+# --- the lock of an applying pass ------------------------------------------------------------
+
+
+def _lock_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-dir",
+        default=None,
+        metavar="PATH",
+        help="where the per-host lock files live (default: $ZFS_RECONCILER_LOCK_DIR, "
+        "/run/zfs-reconciler, $XDG_RUNTIME_DIR/zfs-reconciler or /tmp/zfs-reconciler-UID)",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=_lock_wait,
+        default=0,
+        metavar="DURATION",
+        help="wait this long (e.g. 30s, 5m) for another reconciler to finish with a host; "
+        "default 0: exit at once",
+    )
+
+
+def _lock_wait(text: str) -> int:
+    """A duration such as `30s` or `5m`; `0` (or `0s`...) does not wait."""
+    if re.fullmatch(r"0+[smhdw]?", text):
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _locked_pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+    """The applying pass, holding the lock of every host it touches from before it observes
+    them until it has reported."""
+    aliases: dict[str, list[str]] = {}
+    for name in _hosts_of(intents(manifests, options.policy)):
+        aliases.setdefault(lock_key(manifests.hosts[name]), []).append(name)
+    lock_dir = Path(options.lock_dir) if options.lock_dir else default_lock_dir()
+    paths = [str(Path(p).resolve()) for p in options.file or ["manifests"]]
+    try:
+        locks = acquire_locks(
+            list(aliases),
+            lock_dir,
+            options.lock_wait,
+            holder=Holder.current(paths, runtime.clock()),
+            on_wait=lambda held: logger.info(
+                "waiting up to {} for the lock of {} ({})",
+                format_duration(options.lock_wait),
+                _hosts_text(aliases[held.key]),
+                held.holder.describe() if held.holder is not None else "holder unknown",
+            ),
+        )
+    except LockHeld as held:
+        runtime.stderr.write(_lock_held_message(held, aliases[held.key], options.lock_wait))
+        return EXIT_ERROR
+    except LockError as error:
+        runtime.stderr.write(f"error: {error}\n")
+        return EXIT_ERROR
+    with locks:
+        logger.debug("locked {} in {}", ", ".join(locks.keys), lock_dir)
+        return _pass(options, manifests, runtime)
+
+
+def _hosts_text(hosts: Sequence[str]) -> str:
+    names = ", ".join(f"'{name}'" for name in hosts)
+    return f"host {names}" if len(hosts) == 1 else f"hosts {names}"
+
+
+def _lock_held_message(held: LockHeld, hosts: Sequence[str], waited: int) -> str:
+    which = _hosts_text(hosts)
+    who = held.holder.describe() if held.holder is not None else "holder unknown"
+    advice = (
+        f"gave up after --lock-wait {format_duration(waited)}; retry later or wait longer"
+        if waited
+        else "retry later or pass --lock-wait 5m"
+    )
+    return f"error: another reconciler holds the lock for {which} ({who}): {held.path}; {advice}\n"

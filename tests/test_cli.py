@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from reconciler.apply.lock import LockHeld, acquire_locks, lock_file_name, lock_key
 from reconciler.cli import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_OK, Runtime, main
 from reconciler.manifest.models import Host
+from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.model import ModelZFS
 from reconciler.zfs.port import ZFS
+from tests.test_lock import held_by_another_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-11-26T12:00:00Z"
@@ -211,3 +217,209 @@ def test_json_logs_go_to_stderr_and_stdout_stays_one_document(fleet: Fleet, mani
     assert all(r["status"] in {"ok", "already_done"} for r in document["results"])
     for line in err.splitlines():
         json.loads(line)
+
+
+# --- status and the one-reconciler-per-host lock ---------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every pass in this module locks in its own temporary directory, never in /run."""
+    lock_dir = tmp_path / "locks"
+    monkeypatch.setenv("ZFS_RECONCILER_LOCK_DIR", str(lock_dir))
+    return lock_dir
+
+
+def test_status_before_and_after_a_pass(fleet: Fleet, manifest: Path) -> None:
+    code, out, _ = fleet.run("status", "-f", str(manifest), "--now", NOW)
+    assert code == EXIT_OK, out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  tank/")]
+    assert [row[:3] for row in rows] == [
+        ["tank/home", "offsite", "never_replicated"],
+        ["tank/home/alice", "offsite", "never_replicated"],
+    ]
+    assert "snapshot due" in out and "no managed snapshot yet" in out
+    assert fleet.run("-f", str(manifest), "--now", NOW)[0] == EXIT_OK
+    code, out, _ = fleet.run("status", "-f", str(manifest), "--now", "2026-11-26T12:05:00Z")
+    assert code == EXIT_OK, out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  tank/")]
+    assert [row[:5] for row in rows] == [
+        ["tank/home", "offsite", "in_sync", "zr_20261126T120000Z", "5m"],
+        ["tank/home/alice", "offsite", "in_sync", "zr_20261126T120000Z", "5m"],
+    ]
+    assert out.splitlines()[-1] == "OK: 2 in sync"
+
+
+def test_status_changes_nothing(fleet: Fleet, manifest: Path) -> None:
+    before = {name: host.observe() for name, host in fleet.hosts.items()}
+    assert fleet.run("status", "-f", str(manifest), "--now", NOW)[0] == EXIT_OK
+    assert {name: host.observe() for name, host in fleet.hosts.items()} == before
+
+
+def test_status_json_is_one_document(fleet: Fleet, manifest: Path) -> None:
+    fleet.run("-f", str(manifest), "--now", NOW)
+    code, out, _ = fleet.run(
+        "status", "-f", str(manifest), "--now", "2026-11-26T12:20:00Z", "--output", "json"
+    )
+    assert code == EXIT_OK
+    document = json.loads(out)
+    assert document["format_version"] == 1 and document["ok"] is True
+    policy = document["policies"][0]
+    assert policy["snapshot_due"] is True  # 20 minutes after the last one, every 15m
+    rows = policy["targets"][0]["filesystems"]
+    assert [(r["filesystem"], r["condition"], r["lag"]) for r in rows] == [
+        ("tank/home", "pending", 1200),
+        ("tank/home/alice", "pending", 1200),
+    ]
+
+
+def test_status_with_an_unreachable_target_exits_one(fleet: Fleet, manifest: Path) -> None:
+    fleet.run("-f", str(manifest), "--now", NOW)
+    fleet.hosts["backup"].set_unreachable("ssh: connect to host backup: Connection refused")
+    code, out, _ = fleet.run("status", "-f", str(manifest), "--now", NOW, "--output", "json")
+    assert code == EXIT_ERROR
+    document = json.loads(out)
+    assert document["ok"] is False
+    assert {h["name"]: h["reachable"] for h in document["hosts"]} == {"backup": False, "nas": True}
+    rows = document["policies"][0]["targets"][0]["filesystems"]
+    assert {r["condition"] for r in rows} == {"target_unreachable"}
+    assert {r["common_from"] for r in rows} == {"cursor_bookmark"}  # what the source knows
+    code, out, _ = fleet.run("status", "-f", str(manifest), "--now", NOW)
+    assert code == EXIT_ERROR
+    assert "target_unreachable" in out and "ATTENTION" in out.splitlines()[-1]
+
+
+def test_status_reports_a_conflict_and_exits_one(fleet: Fleet, manifest: Path) -> None:
+    fleet.run("-f", str(manifest), "--now", NOW)
+    backup = fleet.hosts["backup"]
+    backup.write("vault/nas/tank/home", 4096)
+    backup.snapshot(["vault/nas/tank/home"], "local-change")
+    code, out, _ = fleet.run("status", "-f", str(manifest), "--now", "2026-11-26T12:30:00Z")
+    assert code == EXIT_ERROR
+    assert "conflict (diverged)" in out
+
+
+def test_status_of_a_host_that_cannot_be_connected_is_unreachable(
+    fleet: Fleet, manifest: Path
+) -> None:
+    def connect(host: Host) -> ZFS:
+        if host.metadata.name == "nas":
+            raise ZFSError("nas", "", "no route to host")
+        return fleet.connect(host)
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["status", "-f", str(manifest), "--now", NOW]
+    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_ERROR
+    assert "source_unreachable" in out.getvalue()
+    assert "host nas: unreachable (nas: no route to host)" in out.getvalue()
+    assert "host backup: reachable" in out.getvalue()
+
+
+def test_status_takes_no_pass_options(fleet: Fleet, manifest: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        fleet.run("status", "-f", str(manifest), "--lock-wait", "5m")
+    assert caught.value.code == 2
+
+
+def test_a_pass_holds_the_lock_of_its_hosts_while_it_observes(
+    fleet: Fleet, manifest: Path, tmp_path: Path
+) -> None:
+    lock_dir = tmp_path / "pass-locks"
+    seen: list[LockHeld] = []
+
+    def connect(host: Host) -> ZFS:
+        with pytest.raises(LockHeld) as caught:
+            acquire_locks([lock_key(host)], lock_dir, 0)
+        seen.append(caught.value)
+        return fleet.connect(host)
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir)]
+    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_OK
+    assert [h.holder.pid if h.holder else None for h in seen] == [os.getpid(), os.getpid()]
+    assert seen[0].holder is not None and seen[0].holder.manifests == (str(manifest),)
+    with acquire_locks(["local"], lock_dir, 0):  # given back when the pass ended
+        pass
+
+
+def test_a_second_reconciler_exits_with_a_clear_message(
+    fleet: Fleet, manifest: Path, _lock_dir: Path
+) -> None:
+    lock_dir = _lock_dir  # also the default: status and --dry-run would find the lock there
+    before = {name: host.observe() for name, host in fleet.hosts.items()}
+    with held_by_another_process(lock_dir, "local") as first:
+        code, out, err = fleet.run("-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir))
+        assert code == EXIT_ERROR and out == ""
+        assert err.startswith("error: another reconciler holds the lock for hosts 'backup', 'nas' ")
+        assert f"(pid {first.pid} on " in err and "manifests: /srv/manifests)" in err
+        assert str(lock_dir / lock_file_name("local")) in err
+        assert err.rstrip().endswith("retry later or pass --lock-wait 5m")
+        assert {name: host.observe() for name, host in fleet.hosts.items()} == before
+        dry = fleet.run("--dry-run", "-f", str(manifest), "--now", NOW)
+        assert dry[0] == EXIT_OK and "> send" in dry[1]
+        assert fleet.run("status", "-f", str(manifest), "--now", NOW)[0] == EXIT_OK
+        code, _, err = fleet.run(
+            "-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir), "--lock-wait", "1s"
+        )
+        assert code == EXIT_ERROR and "gave up after --lock-wait 1s" in err
+    code, _, _ = fleet.run("-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir))
+    assert code == EXIT_OK
+
+
+def test_with_lock_wait_a_pass_runs_once_the_other_ends(
+    fleet: Fleet, manifest: Path, tmp_path: Path
+) -> None:
+    lock_dir = tmp_path / "shared"
+    with held_by_another_process(lock_dir, "local", hold_seconds=0.3) as first:
+        code, out, err = fleet.run(
+            "-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir), "--lock-wait", "30s"
+        )
+    assert code == EXIT_OK, err
+    assert "0 failed" in out
+    assert "waiting up to 30s for the lock of hosts 'backup', 'nas' (pid " in err
+    assert f"(pid {first.pid} on " in err
+
+
+def test_the_command_in_another_process_is_refused_too(manifest: Path, tmp_path: Path) -> None:
+    lock_dir = tmp_path / "shared"
+    with held_by_another_process(lock_dir, "local") as first:
+        result = subprocess.run(
+            [sys.executable, "-m", "reconciler", "-f", str(manifest), "--lock-dir", str(lock_dir)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+    assert result.returncode == EXIT_ERROR
+    assert f"another reconciler holds the lock for hosts 'backup', 'nas' (pid {first.pid} " in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("value", ["5", "1h30m", "-1s", "soon"])
+def test_lock_wait_takes_a_duration(fleet: Fleet, manifest: Path, value: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        fleet.run("-f", str(manifest), "--lock-wait", value)
+    assert caught.value.code == 2
+
+
+def test_an_unusable_lock_dir_applies_nothing(fleet: Fleet, manifest: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    before = fleet.hosts["nas"].observe()
+    code, _, err = fleet.run("-f", str(manifest), "--now", NOW, "--lock-dir", str(blocker / "x"))
+    assert code == EXIT_ERROR
+    assert err.startswith(f"error: cannot create the lock directory {blocker / 'x'}")
+    assert fleet.hosts["nas"].observe() == before
+
+
+def test_the_lock_dir_defaults_to_the_environment(
+    fleet: Fleet, manifest: Path, _lock_dir: Path
+) -> None:
+    assert fleet.run("-f", str(manifest), "--now", NOW)[0] == EXIT_OK
+    assert (_lock_dir / lock_file_name("local")).exists()
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "2m"])
+def test_lock_wait_accepts_zero_and_durations(fleet: Fleet, manifest: Path, value: str) -> None:
+    assert fleet.run("-f", str(manifest), "--now", NOW, "--lock-wait", value)[0] == EXIT_OK

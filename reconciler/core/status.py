@@ -1,0 +1,569 @@
+"""The status report: per policy, target and filesystem, how current the replicas are.
+
+Owned here: `Condition`, the frozen report values (`StatusReport`, `PolicyStatus`,
+`SourceStatus`, `TargetStatus`, `ReplicaStatus`, `HostStatus`), the pure `status_report()` that
+reads them off (intents, observed state, the plan for that state, now), and its two renderings,
+`status_to_json()` (carrying `format_version`) and `render_status_text()`. Called by the CLI's
+`reconcile status`. Pure: no I/O, no clock, no logging.
+
+Nothing is decided again here: the common snapshot comes from `core/incremental.py`, what is
+pending, in conflict or waiting comes from the plan. Conditions of one (filesystem, target)
+pair, the first that applies wins: `source_unreachable`, `target_unreachable`, `conflict`,
+`resuming`, `waiting_for_parent`, `never_replicated` (the target filesystem does not exist),
+`pending` (the plan has actions for the pair), `in_sync`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
+from reconciler.core.incremental import find_common_base
+from reconciler.core.names import iso_time, parse_cursor_bookmark
+from reconciler.core.plan import (
+    Action,
+    Conflict,
+    ConflictKind,
+    Notice,
+    NoticeKind,
+    Plan,
+    SendAction,
+    SendMode,
+    SnapshotAction,
+)
+from reconciler.core.render import JsonObject, JsonValue, notice_to_json
+from reconciler.core.state import FilesystemState, HostState, Observed, VersionKind
+from reconciler.manifest.durations import format_duration
+
+STATUS_FORMAT_VERSION = 1
+
+
+class Condition(StrEnum):
+    IN_SYNC = "in_sync"
+    PENDING = "pending"
+    NEVER_REPLICATED = "never_replicated"
+    CONFLICT = "conflict"
+    SOURCE_UNREACHABLE = "source_unreachable"
+    TARGET_UNREACHABLE = "target_unreachable"
+    RESUMING = "resuming"
+    WAITING_FOR_PARENT = "waiting_for_parent"
+
+
+class CommonFrom(StrEnum):
+    """Where the newest common snapshot was read: both sides, or the source's cursor bookmark
+    while the target cannot be observed."""
+
+    OBSERVED = "observed"
+    CURSOR_BOOKMARK = "cursor_bookmark"
+
+
+HEALTHY = frozenset(
+    {
+        Condition.IN_SYNC,
+        Condition.PENDING,
+        Condition.NEVER_REPLICATED,
+        Condition.RESUMING,
+        Condition.WAITING_FOR_PARENT,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A snapshot by name and the time it stands for (in its name, else its `creation`)."""
+
+    name: str
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """One (source filesystem, target) pair. `filesystem` is None when the source host could
+    not be observed (its filesystems are unknown)."""
+
+    filesystem: str | None
+    target_filesystem: str | None
+    condition: Condition
+    conflict: ConflictKind | None = None
+    newest_snapshot: Snapshot | None = None  # newest managed snapshot on the source
+    newest_common: Snapshot | None = None
+    common_from: CommonFrom | None = None
+    lag: int | None = None  # now - newest_common.time
+    pending: int = 0  # plan actions for this pair
+    pending_sends: int = 0  # of which send steps
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    name: str
+    host: str
+    root: str
+    replicas: tuple[ReplicaStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One source filesystem: its newest managed snapshot and the source-side actions pending
+    (the policy's snapshot, its retention destroys)."""
+
+    filesystem: str
+    newest_snapshot: Snapshot | None
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStatus:
+    name: str
+    source_host: str
+    source_error: str | None  # set when the source host could not be observed
+    schedule: str | None  # "every 15m", "cron '0 3 * * *'", None: takes no snapshots
+    snapshot_due: bool | None  # None: unknown (source not observed)
+    newest_snapshot: Snapshot | None
+    filesystems: tuple[SourceStatus, ...]
+    targets: tuple[TargetStatus, ...]
+    notices: tuple[Notice, ...]
+
+    @property
+    def replicas(self) -> tuple[ReplicaStatus, ...]:
+        return tuple(r for t in self.targets for r in t.replicas)
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    name: str
+    error: str | None
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    now: int
+    policies: tuple[PolicyStatus, ...]
+    hosts: tuple[HostStatus, ...]
+
+    @property
+    def replicas(self) -> tuple[ReplicaStatus, ...]:
+        return tuple(r for p in self.policies for r in p.replicas)
+
+    @property
+    def ok(self) -> bool:
+        """No conflict, every host observed: `reconcile status` exits 0."""
+        return all(h.reachable for h in self.hosts) and all(
+            r.condition in HEALTHY for r in self.replicas
+        )
+
+    def counts(self) -> dict[Condition, int]:
+        found = Counter(r.condition for r in self.replicas)
+        return {condition: found[condition] for condition in Condition}
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+class _PlanIndex:
+    """The plan looked up by pair: actions per (policy, target, host, filesystem), conflicts,
+    waiting notices and resumed sends."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.actions: Counter[tuple[str, str | None, str, str]] = Counter()
+        self.resuming: set[tuple[str, str | None, str]] = set()
+        self.sends: Counter[tuple[str, str | None, str]] = Counter()
+        self.snapshot_due: set[str] = set()
+        for action in plan.actions:
+            for filesystem in _filesystems(action):
+                self.actions[(action.policy, action.target, action.host, filesystem)] += 1
+            if isinstance(action, SendAction):
+                self.sends[(action.policy, action.target, action.filesystem)] += 1
+                if action.mode is SendMode.RESUME:
+                    self.resuming.add((action.policy, action.target, action.filesystem))
+            if isinstance(action, SnapshotAction):
+                self.snapshot_due.add(action.policy)
+        self.conflicts = {(c.policy, c.target, c.filesystem): c for c in plan.conflicts}
+        self.waiting = {
+            (n.policy, n.target, n.filesystem): n
+            for n in plan.notices
+            if n.kind is NoticeKind.WAITING_FOR_PARENT
+        }
+        self.notices = plan.notices
+
+
+def _filesystems(action: Action) -> tuple[str, ...]:
+    if isinstance(action, SnapshotAction):
+        return action.filesystems
+    return (action.filesystem,)
+
+
+def status_report(
+    intents: Sequence[PolicyIntent], observed: Observed, plan: Plan, now: int
+) -> StatusReport:
+    """The status of every policy in `intents`, read off the observed state and its plan."""
+    index = _PlanIndex(plan)
+    policies = tuple(_policy(intent, observed, index, now) for intent in intents)
+    hosts = tuple(HostStatus(name, observed.hosts[name].error) for name in sorted(observed.hosts))
+    return StatusReport(now=now, policies=policies, hosts=hosts)
+
+
+def _policy(intent: PolicyIntent, observed: Observed, index: _PlanIndex, now: int) -> PolicyStatus:
+    source = observed.host(intent.source_host)
+    notices = tuple(n for n in index.notices if n.policy == intent.name)
+    if not source.reachable:
+        targets = tuple(_unobserved_source(intent, target, source) for target in intent.targets)
+        return PolicyStatus(
+            name=intent.name,
+            source_host=intent.source_host,
+            source_error=source.error,
+            schedule=_schedule(intent),
+            snapshot_due=None,
+            newest_snapshot=None,
+            filesystems=(),
+            targets=targets,
+            notices=notices,
+        )
+    states = [source.filesystems[n] for n in source_filesystems(intent, list(source.filesystems))]
+    filesystems = tuple(
+        SourceStatus(
+            state.name,
+            _newest_managed(intent, state),
+            index.actions[(intent.name, None, intent.source_host, state.name)],
+        )
+        for state in states
+    )
+    targets = tuple(
+        TargetStatus(
+            target.name,
+            target.host,
+            target.root,
+            tuple(
+                _replica(intent, target, state, observed.host(target.host), index, now)
+                for state in states
+            ),
+        )
+        for target in intent.targets
+    )
+    newest = [s.newest_snapshot for s in filesystems if s.newest_snapshot is not None]
+    return PolicyStatus(
+        name=intent.name,
+        source_host=intent.source_host,
+        source_error=None,
+        schedule=_schedule(intent),
+        snapshot_due=intent.name in index.snapshot_due,
+        newest_snapshot=max(newest, key=lambda s: (s.time, s.name)) if newest else None,
+        filesystems=filesystems,
+        targets=targets,
+        notices=notices,
+    )
+
+
+def _unobserved_source(
+    intent: PolicyIntent, target: TargetIntent, source: HostState
+) -> TargetStatus:
+    replica = ReplicaStatus(
+        filesystem=None,
+        target_filesystem=None,
+        condition=Condition.SOURCE_UNREACHABLE,
+        message=f"source host {intent.source_host} could not be observed ({source.error})",
+    )
+    return TargetStatus(target.name, target.host, target.root, (replica,))
+
+
+def _schedule(intent: PolicyIntent) -> str | None:
+    if intent.interval is not None:
+        return f"every {format_duration(intent.interval)}"
+    if intent.cron is not None:
+        return f"cron '{intent.cron}'"
+    return None
+
+
+def _newest_managed(intent: PolicyIntent, state: FilesystemState) -> Snapshot | None:
+    names = tuple(v.name for v in state.versions if v.kind is VersionKind.SNAPSHOT)
+    managed = intent.managed(names)
+    if not managed.names:
+        return None
+    return Snapshot(managed.names[-1], managed.times[-1])
+
+
+def _replica(
+    intent: PolicyIntent,
+    target: TargetIntent,
+    source: FilesystemState,
+    target_host: HostState,
+    index: _PlanIndex,
+    now: int,
+) -> ReplicaStatus:
+    target_fs = target.target_filesystem(source.name)
+    pair = (intent.name, target.name)
+    pending = (
+        index.actions[(*pair, intent.source_host, source.name)]
+        + index.actions[(*pair, target.host, target_fs)]
+    )
+    common, common_from = _newest_common(intent, target, source, target_host)
+    condition, conflict, message = _condition(
+        source.name, target_fs, pair, target_host, index, pending
+    )
+    return ReplicaStatus(
+        filesystem=source.name,
+        target_filesystem=target_fs,
+        condition=condition,
+        conflict=conflict.kind if conflict is not None else None,
+        newest_snapshot=_newest_managed(intent, source),
+        newest_common=common,
+        common_from=common_from,
+        lag=now - common.time if common is not None else None,
+        pending=pending,
+        pending_sends=index.sends[(*pair, source.name)],
+        message=message,
+    )
+
+
+def _condition(
+    filesystem: str,
+    target_fs: str,
+    pair: tuple[str, str],
+    target_host: HostState,
+    index: _PlanIndex,
+    pending: int,
+) -> tuple[Condition, Conflict | None, str]:
+    if not target_host.reachable:
+        why = f"target host {target_host.host} could not be observed ({target_host.error})"
+        return Condition.TARGET_UNREACHABLE, None, why
+    conflict = index.conflicts.get((*pair, filesystem))
+    if conflict is not None:
+        return Condition.CONFLICT, conflict, conflict.message
+    if (*pair, filesystem) in index.resuming:
+        return Condition.RESUMING, None, "an interrupted receive resumes from its token"
+    waiting = index.waiting.get((*pair, target_fs))
+    if waiting is not None:
+        return Condition.WAITING_FOR_PARENT, None, waiting.message
+    if target_host.filesystem(target_fs) is None:
+        return Condition.NEVER_REPLICATED, None, ""
+    return (Condition.PENDING if pending else Condition.IN_SYNC), None, ""
+
+
+def _newest_common(
+    intent: PolicyIntent, target: TargetIntent, source: FilesystemState, target_host: HostState
+) -> tuple[Snapshot | None, CommonFrom | None]:
+    """The newest common snapshot by GUID and createtxg; the source's newest cursor bookmark
+    of this target stands in while the target cannot be observed."""
+    if not target_host.reachable:
+        cursor = _cursor_snapshot(intent, target, source)
+        return (cursor, CommonFrom.CURSOR_BOOKMARK) if cursor is not None else (None, None)
+    state = target_host.filesystem(target.target_filesystem(source.name))
+    if state is None:
+        return None, None
+    base = find_common_base(source.versions, state.versions)
+    if base is None:
+        return None, None
+    name = base.target.name
+    when = intent.snapshot_time(name)
+    return Snapshot(name, base.target.creation if when is None else when), CommonFrom.OBSERVED
+
+
+def _cursor_snapshot(
+    intent: PolicyIntent, target: TargetIntent, source: FilesystemState
+) -> Snapshot | None:
+    for version in reversed(source.versions):  # createtxg order: the newest cursor first
+        if version.kind is not VersionKind.BOOKMARK:
+            continue
+        name = parse_cursor_bookmark(intent.prefix, target.name, version.name)
+        when = intent.snapshot_time(name) if name is not None else None
+        if name is not None and when is not None:
+            return Snapshot(name, when)
+    return None
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def _snapshot_json(snapshot: Snapshot | None, now: int) -> JsonValue:
+    if snapshot is None:
+        return None
+    return {"name": snapshot.name, "time": iso_time(snapshot.time), "age": now - snapshot.time}
+
+
+def _replica_json(replica: ReplicaStatus, now: int) -> JsonObject:
+    return {
+        "filesystem": replica.filesystem,
+        "target_filesystem": replica.target_filesystem,
+        "condition": replica.condition.value,
+        "conflict": replica.conflict.value if replica.conflict is not None else None,
+        "newest_snapshot": _snapshot_json(replica.newest_snapshot, now),
+        "newest_common": _snapshot_json(replica.newest_common, now),
+        "common_from": replica.common_from.value if replica.common_from is not None else None,
+        "lag": replica.lag,
+        "pending": replica.pending,
+        "pending_sends": replica.pending_sends,
+        "message": replica.message,
+    }
+
+
+def _policy_json(policy: PolicyStatus, now: int) -> JsonObject:
+    return {
+        "name": policy.name,
+        "source_host": policy.source_host,
+        "source_error": policy.source_error,
+        "schedule": policy.schedule,
+        "snapshot_due": policy.snapshot_due,
+        "newest_snapshot": _snapshot_json(policy.newest_snapshot, now),
+        "filesystems": [
+            {
+                "filesystem": s.filesystem,
+                "newest_snapshot": _snapshot_json(s.newest_snapshot, now),
+                "pending": s.pending,
+            }
+            for s in policy.filesystems
+        ],
+        "targets": [
+            {
+                "name": t.name,
+                "host": t.host,
+                "root": t.root,
+                "filesystems": [_replica_json(r, now) for r in t.replicas],
+            }
+            for t in policy.targets
+        ],
+        "notices": [notice_to_json(n) for n in policy.notices],
+    }
+
+
+def status_to_json(report: StatusReport) -> JsonObject:
+    """The report as one JSON-ready object with `format_version`; key order is fixed."""
+    counts: JsonObject = {c.value: n for c, n in report.counts().items()}
+    return {
+        "format_version": STATUS_FORMAT_VERSION,
+        "now": iso_time(report.now),
+        "ok": report.ok,
+        "summary": {**counts, "text": _summary_text(report)},
+        "hosts": [
+            {"name": h.name, "reachable": h.reachable, "error": h.error} for h in report.hosts
+        ],
+        "policies": [_policy_json(p, report.now) for p in report.policies],
+    }
+
+
+# --- text -------------------------------------------------------------------------------------
+
+_COLUMNS = ("FILESYSTEM", "TARGET", "CONDITION", "NEWEST COMMON", "LAG", "PENDING")
+_SOURCE_COLUMNS = ("FILESYSTEM", "NEWEST SNAPSHOT", "AGE", "PENDING")
+
+
+def format_age(seconds: int) -> str:
+    """A short age: "45s", "15m", "2h05m", "3d04h" (negative: in the future, "-15m")."""
+    if seconds < 0:
+        return "-" + format_age(-seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    table = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+
+
+def _condition_text(replica: ReplicaStatus) -> str:
+    if replica.conflict is not None:
+        return f"{replica.condition.value} ({replica.conflict.value})"
+    return replica.condition.value
+
+
+def _replica_row(target: TargetStatus, replica: ReplicaStatus) -> tuple[str, ...]:
+    common = replica.newest_common
+    common_text = "-" if common is None else common.name
+    if replica.common_from is CommonFrom.CURSOR_BOOKMARK:
+        common_text += " (cursor)"
+    return (
+        replica.filesystem or "*",
+        target.name,
+        _condition_text(replica),
+        common_text,
+        "-" if replica.lag is None else format_age(replica.lag),
+        _pending_text(replica),
+    )
+
+
+def _pending_text(replica: ReplicaStatus) -> str:
+    sends = replica.pending_sends
+    if not sends:
+        return str(replica.pending)
+    return f"{replica.pending} ({sends} send{'s' if sends != 1 else ''})"
+
+
+def _policy_header(policy: PolicyStatus, now: int) -> str:
+    parts = [f"policy {policy.name}: source {policy.source_host}"]
+    if policy.source_error is not None:
+        return f"{parts[0]} unreachable ({policy.source_error})"
+    parts.append(policy.schedule or "takes no snapshots")
+    if policy.schedule is not None:
+        parts.append("snapshot due" if policy.snapshot_due else "no snapshot due")
+    newest = policy.newest_snapshot
+    if newest is None:
+        parts.append("no managed snapshot yet")
+    else:
+        parts.append(f"newest snapshot {newest.name} ({format_age(now - newest.time)} old)")
+    return "; ".join(parts)
+
+
+def _policy_text(policy: PolicyStatus, now: int) -> list[str]:
+    lines = [_policy_header(policy, now)]
+    if policy.targets:
+        rows = [_replica_row(t, r) for t in policy.targets for r in t.replicas]
+        lines += _table(_COLUMNS, rows)
+    elif policy.filesystems:
+        rows = [
+            (
+                s.filesystem,
+                "-" if s.newest_snapshot is None else s.newest_snapshot.name,
+                "-" if s.newest_snapshot is None else format_age(now - s.newest_snapshot.time),
+                str(s.pending),
+            )
+            for s in policy.filesystems
+        ]
+        lines += _table(_SOURCE_COLUMNS, rows)
+    for target in policy.targets:
+        for replica in target.replicas:
+            if replica.message:
+                where = f"{replica.filesystem or '*'} -> {target.name}"
+                lines.append(f"  ! {where}: {replica.message}")
+    lines.extend(f"  {n.kind.value}: {n.message}" for n in policy.notices if _shown(n))
+    return [*lines, ""]
+
+
+def _shown(notice: Notice) -> bool:
+    """Notices not already told by a row's message."""
+    return notice.kind not in {NoticeKind.HOST_UNREACHABLE, NoticeKind.WAITING_FOR_PARENT}
+
+
+def _summary_text(report: StatusReport) -> str:
+    parts = [f"{n} {c.value.replace('_', ' ')}" for c, n in report.counts().items() if n]
+    unreachable = [h.name for h in report.hosts if not h.reachable]
+    if unreachable:
+        parts.append(f"unreachable: {', '.join(unreachable)}")
+    verdict = "OK" if report.ok else "ATTENTION"
+    return f"{verdict}: " + (", ".join(parts) if parts else "nothing to report")
+
+
+def render_status_text(report: StatusReport) -> str:
+    """Per policy, a table of its (filesystem, target) pairs; then the hosts and a summary."""
+    lines = [f"Status at {iso_time(report.now)}", ""]
+    for policy in report.policies:
+        lines += _policy_text(policy, report.now)
+    for host in report.hosts:
+        state = "reachable" if host.reachable else f"unreachable ({host.error})"
+        lines.append(f"host {host.name}: {state}")
+    lines += ["", _summary_text(report)]
+    return "\n".join(lines) + "\n"
