@@ -20,10 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -32,6 +36,7 @@ from loguru import logger
 
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, execute
+from reconciler.apply.progress import ProgressReporter
 from reconciler.apply.lock import (
     Holder,
     LockError,
@@ -51,6 +56,7 @@ from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
 from reconciler.manifest.schema import schema_text
 from reconciler.zfs.errors import ZFSError
+from reconciler.zfs.connect import connect as connect_host
 from reconciler.zfs.observe import observe_hosts
 from reconciler.zfs.port import ZFS
 
@@ -62,27 +68,33 @@ SUBCOMMANDS = ("validate", "schema", "status")
 Connect = Callable[[Host], ZFS]
 
 
-class NoDriver(ZFSError):
-    """No way to reach this host's zfs in this build."""
-
-
-def _no_driver(host: Host) -> ZFS:
-    raise NoDriver(
-        f"host {host.metadata.name}",
-        "",
-        "this build of reconcile has no zfs driver yet: it validates manifests, and plans "
-        "only against the in-memory model in the tests; it cannot reach real hosts",
-    )
-
-
 @dataclass
 class Runtime:
-    """What the shell needs from the outside world, passed in (tests pass their own)."""
+    """What the shell needs from the outside world, passed in (tests pass their own).
 
-    connect: Connect = _no_driver
+    `connect` turns a Host manifest into a ZFS port; None means the real driver (local or ssh,
+    `zfs/connect.py`), which then reports transfer progress on `stderr` and stops its
+    pipelines when `cancel` is set (SIGINT/SIGTERM during an applying pass).
+    """
+
+    connect: Connect | None = None
     clock: Callable[[], float] = time.time
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def connector(self) -> Connect:
+        if self.connect is not None:
+            return self.connect
+        terminal = self.stderr if _is_terminal(self.stderr) else None
+        return partial(connect_host, on_progress=ProgressReporter(terminal), cancel=self.cancel)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> int:
@@ -173,8 +185,21 @@ def _parser(command: str) -> argparse.ArgumentParser:
         help="plan and act as if it were this time (ISO 8601 UTC)",
     )
     if command == "pass":
+        parser.add_argument(
+            "--jobs",
+            type=_positive,
+            default=4,
+            metavar="N",
+            help="actions on independent filesystems run N at a time (default 4)",
+        )
         _lock_options(parser)
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return int(text)
 
 
 def _timestamp(text: str) -> int:
@@ -228,9 +253,10 @@ def _connect(
     """(the hosts reached, why each of the others could not be)."""
     hosts: dict[str, ZFS] = {}
     failures: dict[str, str] = {}
+    connect = runtime.connector()
     for name in names:
         try:
-            hosts[name] = runtime.connect(manifests.hosts[name])
+            hosts[name] = connect(manifests.hosts[name])
         except ZFSError as error:
             failures[name] = str(error)
     return hosts, failures
@@ -249,9 +275,30 @@ def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -
     if options.dry_run:
         _show_plan(plan, options.output, runtime.stdout)
         return _dry_run_exit(plan, options.detailed_exitcode)
-    report = execute(plan, hosts)
+    with _interruptible(runtime.cancel):
+        report = execute(plan, hosts, jobs=options.jobs, cancel=runtime.cancel)
     _show_pass(plan, report, options.output, runtime.stdout)
     return EXIT_ERROR if report.failed or plan.conflicts else EXIT_OK
+
+
+@contextmanager
+def _interruptible(cancel: threading.Event) -> Iterator[None]:
+    """While actions run, SIGINT/SIGTERM stop new actions and running transfers (both sides
+    of each pipeline are terminated; a cut receive resumes from its token next pass)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        logger.warning("{}: stopping: no new action starts", signal.Signals(signum).name)
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:

@@ -191,11 +191,22 @@ def test_an_unreachable_target_gets_nothing_and_the_pass_goes_on(
     assert fleet.hosts["nas"].observe().filesystems["tank/home"].snapshots  # snapshot taken
 
 
-def test_without_a_zfs_driver_a_pass_stops_with_a_clear_message(manifest: Path) -> None:
+def test_a_host_whose_zfs_cannot_run_is_reported_by_name(tmp_path: Path) -> None:
+    text = (
+        "apiVersion: zfs-reconciler.dev/v1alpha1\nkind: Host\nmetadata: {name: nas}\n"
+        "spec: {zfsCommand: [/nonexistent/zfs]}\n---\n"
+        "apiVersion: zfs-reconciler.dev/v1alpha1\nkind: Policy\nmetadata: {name: home}\n"
+        "spec:\n  source: {host: nas, filesystems: {'tank/home<': true}}\n"
+        "  snapshots: {prefix: zr_, interval: 15m}\n"
+        "  retention: {keep: [{lastN: 3}]}\n"
+    )
+    (tmp_path / "m.yaml").write_text(text)
     out, err = io.StringIO(), io.StringIO()
-    code = main(["-f", str(manifest)], Runtime(stdout=out, stderr=err))
+    main(["--dry-run", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
+    assert "host_unreachable: nas" in out.getvalue()
+    assert "cannot run '/nonexistent/zfs'" in out.getvalue()
+    code = main(["status", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
     assert code == EXIT_ERROR
-    assert "no zfs driver" in err.getvalue()
 
 
 def test_json_logs_go_to_stderr_and_stdout_stays_one_document(fleet: Fleet, manifest: Path) -> None:
