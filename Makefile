@@ -13,8 +13,8 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
 lint:
-	$(BIN)/ruff check reconciler tests
-	$(BIN)/ruff format --check reconciler tests
+	$(BIN)/ruff check reconciler tests platform_tests
+	$(BIN)/ruff format --check reconciler tests platform_tests
 
 typecheck:
 	$(BIN)/mypy
@@ -30,3 +30,13 @@ bench:
 	$(BIN)/python -m tests.bench.plan_bench --scenario prune
 
 check: lint typecheck test
+
+# Platform tests: real OpenZFS 2.3 in a qemu guest (docs/platform-tests.md). vm-setup installs
+# Debian packages with apt when they are missing and fills /var/cache/zfs-reconciler-vm.
+.PHONY: vm-setup test-platform
+
+vm-setup:
+	bash platform_tests/harness/setup.sh
+
+test-platform: vm-setup
+	$(BIN)/pytest -q platform_tests
