@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +36,6 @@ from loguru import logger
 
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, execute
-from reconciler.apply.progress import ProgressReporter
 from reconciler.apply.lock import (
     Holder,
     LockError,
@@ -45,6 +44,7 @@ from reconciler.apply.lock import (
     default_lock_dir,
     lock_key,
 )
+from reconciler.apply.progress import ProgressReporter
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
@@ -55,8 +55,8 @@ from reconciler.manifest.durations import format_duration, parse_duration
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
 from reconciler.manifest.schema import schema_text
-from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.connect import connect as connect_host
+from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.observe import observe_hosts
 from reconciler.zfs.port import ZFS
 
