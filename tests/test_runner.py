@@ -16,6 +16,7 @@ import pytest
 from reconciler.zfs.errors import HostUnreachable
 from reconciler.zfs.runner import LocalRunner, SshRunner, looks_like_ssh_failure
 
+FIXTURES = Path(__file__).parent / "fixtures" / "zfs" / "stderr"
 AWKWARD = [
     "plain",
     "with space",
@@ -109,6 +110,10 @@ def test_a_remote_command_exiting_255_is_not_an_ssh_failure(
 def test_ssh_exit_words_must_start_a_line() -> None:
     assert looks_like_ssh_failure("ssh: Could not resolve hostname nowhere\n")
     assert looks_like_ssh_failure("Permission denied (publickey).\n")
+    captured = (FIXTURES / "ssh-publickey-denied.txt").read_text().split("\n", 2)[2]
+    assert looks_like_ssh_failure(captured)
+    for name in ("ssh-connection-refused.txt", "ssh-unresolved-host.txt"):
+        assert looks_like_ssh_failure((FIXTURES / name).read_text().split("\n", 2)[2])
     assert not looks_like_ssh_failure("cannot open 'tank/ssh: x': dataset does not exist\n")
 
 

@@ -67,6 +67,7 @@ EXPECTED: dict[str, type[ZFSError]] = {
     "rollback-newer-versions.txt": ZFSError,
     "rollback-r-held.txt": SnapshotHeld,
     "send-base-missing.txt": DatasetNotFound,
+    "send-vP-bookmark-base-missing.txt": DatasetNotFound,
     "send-base-not-earlier.txt": ZFSError,
     "send-bookmark-base-missing.txt": DatasetNotFound,
     "send-bookmark-intermediates.txt": ZFSError,

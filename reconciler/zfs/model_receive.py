@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from reconciler.core.plan import ReceiveOptions
 from reconciler.core.state import FilesystemKind
+from reconciler.zfs.commands import FILESYSTEM_ONLY_PROPERTIES
 from reconciler.zfs.errors import (
     DatasetExists,
     DatasetNotFound,
@@ -35,41 +36,8 @@ from reconciler.zfs.model_stream import ModelStream, StreamSnapshot
 
 # `zfs_prop.c` properties of ZFS_TYPE_FILESYSTEM only: `recv -o` of one onto a volume stream
 # fails ("does not apply to datasets of this type"); `-x` of one only warns.
-FILESYSTEM_ONLY = frozenset(
-    {
-        "aclinherit",
-        "aclmode",
-        "acltype",
-        "atime",
-        "canmount",
-        "casesensitivity",
-        "context",
-        "defcontext",
-        "devices",
-        "dnodesize",
-        "exec",
-        "filesystem_limit",
-        "fscontext",
-        "mountpoint",
-        "nbmand",
-        "normalization",
-        "overlay",
-        "quota",
-        "recordsize",
-        "refquota",
-        "relatime",
-        "rootcontext",
-        "setuid",
-        "sharenfs",
-        "sharesmb",
-        "snapdir",
-        "special_small_blocks",
-        "utf8only",
-        "vscan",
-        "xattr",
-        "zoned",
-    }
-)
+# the properties real zfs refuses on a volume (verified list, docs/zfs-verified.md §25)
+FILESYSTEM_ONLY = FILESYSTEM_ONLY_PROPERTIES
 NEW_FS = "cannot receive new filesystem stream"
 INCREMENTAL = "cannot receive incremental stream"
 RESUME = "cannot receive resume stream"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -182,7 +183,7 @@ class SshRunner:
 
 SSH_FAILURE_WORDS = (
     "ssh:",
-    "Permission denied (",
+    "Permission denied (",  # also after `user@host: `, see looks_like_ssh_failure
     "Host key verification failed",
     "Connection closed by",
     "Connection reset by",
@@ -199,4 +200,9 @@ def looks_like_ssh_failure(stderr: str) -> bool:
     ssh starts its own messages at the beginning of a line; zfs quotes dataset names inside
     its messages, so a name cannot make a zfs refusal look like ssh's.
     """
-    return any(line.startswith(SSH_FAILURE_WORDS) for line in stderr.splitlines())
+    return any(
+        line.startswith(SSH_FAILURE_WORDS) or _DENIED.match(line) for line in stderr.splitlines()
+    )
+
+
+_DENIED = re.compile(r"^\S+@\S+: Permission denied \(")

@@ -116,6 +116,8 @@ RULES: tuple[_Rule, ...] = (
         r"^warning: cannot send '[^']+': incremental source \((?P<dataset>[^)]+)\) does not exist",
         DatasetNotFound,
     ),
+    # the same refusal under `send -v -P` (what the driver runs): zfs prints ESRCH's strerror
+    _rule(r"^warning: cannot send '(?P<dataset>[^']+)': No such process", DatasetNotFound),
     # receives
     _rule(_RECEIVE + r"destination (?P<dataset>.+) has been modified", ModifiedSinceSnapshot),
     _rule(r"checksum mismatch or incomplete stream", StreamInterrupted),
