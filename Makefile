@@ -25,18 +25,24 @@ test:
 schema:
 	$(BIN)/python -m reconciler schema > schemas/manifests.schema.json
 
-bench:
+bench: vm-setup
 	$(BIN)/python -m tests.bench.plan_bench --scenario steady
 	$(BIN)/python -m tests.bench.plan_bench --scenario prune
+	$(BIN)/python -m tests.bench.parse_bench
+	$(BIN)/python -m platform_tests.bench_reconcile
 
 check: lint typecheck test
 
 # Platform tests: real OpenZFS 2.3 in a qemu guest (docs/platform-tests.md). vm-setup installs
 # Debian packages with apt when they are missing and fills /var/cache/zfs-reconciler-vm.
-.PHONY: vm-setup test-platform
+.PHONY: vm-setup test-platform demo
 
 vm-setup:
 	bash platform_tests/harness/setup.sh
 
 test-platform: vm-setup
 	$(BIN)/pytest -q platform_tests
+
+# The main job: the example manifests applied to real pools `tank` and `backup` in the guest.
+demo: vm-setup
+	$(BIN)/python -m platform_tests.demo

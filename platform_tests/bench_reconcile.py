@@ -1,0 +1,194 @@
+"""Benchmarks of `reconcile` on real OpenZFS in the guest (part of `make bench`).
+
+(a) no-op pass: 100 filesystems × 100 snapshots already replicated and protected; one more
+    `reconcile` pass (apply, nothing to do): wall time and how many `zfs` processes it started
+    per host. The count comes from the Host's `zfsCommand`, pointed at a wrapper that logs each
+    call and then runs zfs.
+(b) 1 GiB full send: one filesystem with 1 GiB of random data, replicated by `reconcile`
+    (its send action's own duration, from the log) versus a bare `zfs send | zfs receive` of
+    the same snapshot in the same guest, in the same run.
+
+`reconcile` runs inside the guest with transport local, as on a real host (the guest runs
+the host's Python under TCG emulation, so planning there is several times slower than on
+hardware; the zfs process count does not depend on that). Prints one JSON document.
+Run as `python -m platform_tests.bench_reconcile [--only noop|send]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from platform_tests.harness.vm import Guest, HarnessError, start_guest
+
+REPO = Path(__file__).resolve().parent.parent
+RECONCILE = str(Path(sys.executable).parent / "reconcile")
+FILESYSTEMS = 100
+SNAPSHOTS = 100
+GIB = 1 << 30
+COUNTING_ZFS = """#!/bin/sh
+echo "$1" >> {log}
+exec zfs "$@"
+"""
+HOSTS = """\
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Host
+metadata: {{name: local}}
+spec: {{zfsCommand: [{zfs}]}}
+"""
+POLICY = """\
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Policy
+metadata: {{name: {name}}}
+spec:
+  source:
+    host: local
+    filesystems: {{"{source}<": true, "{source}": false}}
+  snapshots: {{prefix: zr_, interval: 1d}}
+  retention:
+    keep: [{{lastN: {keep}}}]
+  replication:
+    - name: backup
+      host: local
+      root: {root}
+      initialReplication: {initial}
+      retention:
+        keep: [{{lastN: {keep}}}]
+"""
+
+
+def _sh(guest: Guest, script: str, timeout: float = 3600) -> str:
+    done = guest.sh(script, timeout=timeout)
+    if done.returncode != 0:
+        raise HarnessError(f"{script[:200]}: {done.stderr.decode(errors='replace')}")
+    return done.stdout.decode()
+
+
+def _reconcile(guest: Guest, *args: str) -> tuple[int, str, str, float]:
+    started = time.monotonic()
+    done = guest.run([RECONCILE, *args], cwd=str(REPO), timeout=7200)
+    took = time.monotonic() - started
+    return done.returncode, done.stdout.decode(), done.stderr.decode(), took
+
+
+def _snapshot_names(count: int) -> list[str]:
+    base = 1_795_000_000  # 2026-11-18
+    return [time.strftime("zr_%Y%m%dT%H%M%SZ", time.gmtime(base + 3600 * i)) for i in range(count)]
+
+
+def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
+    source, root = "src/noop", "dst/noop"
+    names = _snapshot_names(SNAPSHOTS)
+    creates = " ".join(f"{source}/fs{i:03d}" for i in range(FILESYSTEMS))
+    started = time.monotonic()
+    _sh(guest, f"zfs create {source} && zfs create {root} && zfs create -p {creates}")
+    for name in names:  # one call per snapshot name: all 100 filesystems at once
+        _sh(guest, f"zfs snapshot -r {source}@{name}")
+    _sh(guest, f"zfs send -R {source}@{names[-1]} | zfs receive -u {root}/{source}")
+    setup_seconds = time.monotonic() - started
+    log = workdir / "zfs-calls.log"
+    wrapper = workdir / "zfs-counting"
+    wrapper.write_text(COUNTING_ZFS.format(log=log))
+    wrapper.chmod(0o755)
+    manifests = workdir / "noop"
+    manifests.mkdir()
+    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs=wrapper))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_795_000_000 + 3600 * SNAPSHOTS))
+    (manifests / "policy.yaml").write_text(
+        POLICY.format(name="noop", source=source, root=root, initial="all", keep=SNAPSHOTS + 1)
+    )
+    args = ("-f", str(manifests), "--now", now, "--output", "json")
+    code, _, err, converge = _reconcile(guest, *args)  # adds holds and cursor bookmarks
+    if code != 0:
+        raise HarnessError(f"converging pass failed ({code}): {err[-2000:]}")
+    calls_before = _lines(log)
+    code, out, err, noop = _reconcile(guest, *args)
+    calls = _lines(log)[len(calls_before) :]
+    actions = len(json.loads(out)["plan"]["actions"]) if code == 0 else None
+    return {
+        "filesystems": FILESYSTEMS,
+        "snapshots_per_filesystem": SNAPSHOTS,
+        "versions_listed": 2 * FILESYSTEMS * (SNAPSHOTS + 1),
+        "setup_seconds": round(setup_seconds, 1),
+        "converging_pass_seconds": round(converge, 1),
+        "noop_pass_exit": code,
+        "noop_pass_actions": actions,
+        "noop_pass_seconds": round(noop, 2),
+        "noop_zfs_processes": len(calls),
+        "noop_zfs_verbs": calls,
+        "hosts": 1,
+    }
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+ACTION_LINE = re.compile(r"action \d+ send .*: ok in ([0-9.]+)s")
+
+
+def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
+    source = "src/big"
+    _sh(guest, f"zfs create -p {source} dst/bare dst/viarec")
+    _sh(
+        guest,
+        f"dd if=/dev/urandom of=/{source}/data bs=1M count={GIB >> 20} status=none && zpool sync",
+    )
+    _sh(guest, f"zfs snapshot {source}@zr_20261118T000000Z")
+    size = int(_sh(guest, f"zfs get -H -p -o value referenced {source}@zr_20261118T000000Z"))
+    _sh(guest, "sync; echo 3 > /proc/sys/vm/drop_caches")
+    started = time.monotonic()
+    _sh(guest, f"zfs send {source}@zr_20261118T000000Z | zfs receive -u dst/bare/big")
+    bare = time.monotonic() - started
+    _sh(guest, "zfs destroy -r dst/bare/big; sync; echo 3 > /proc/sys/vm/drop_caches")
+    manifests = workdir / "send"
+    manifests.mkdir()
+    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs="zfs"))
+    (manifests / "policy.yaml").write_text(
+        POLICY.format(name="big", source=source, root="dst/viarec", initial="mostRecent", keep=5)
+    )
+    now = "2026-11-18T00:00:00Z"
+    code, _, err, whole = _reconcile(guest, "-f", str(manifests), "--now", now, "--jobs", "1")
+    match = ACTION_LINE.search(err)
+    if code != 0 or match is None:
+        raise HarnessError(f"reconcile send failed ({code}): {err[-2000:]}")
+    through = float(match.group(1))
+    return {
+        "bytes": size,
+        "bare_pipe_seconds": round(bare, 2),
+        "bare_pipe_mib_s": round(size / bare / (1 << 20), 1),
+        "reconcile_send_seconds": round(through, 2),
+        "reconcile_send_mib_s": round(size / through / (1 << 20), 1),
+        "ratio": round(bare / through, 3),
+        "reconcile_pass_seconds": round(whole, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["noop", "send"], default=None)
+    options = parser.parse_args(argv)
+    name = f"zr-bench-{os.getpid()}"
+    with tempfile.TemporaryDirectory(prefix="zr-bench-") as tmp:
+        share = Path(tmp)  # read-write in the guest at the same path (the call log lives here)
+        guest = start_guest(name, {"src": "3G", "dst": "4G"}, memory_mib=1536, share=[tmp])
+        result: dict[str, object] = {"accel": guest.accel, "boot_seconds": guest.boot_seconds}
+        try:
+            if options.only in (None, "noop"):
+                result["noop"] = bench_noop(guest, share)
+            if options.only in (None, "send"):
+                result["send_1gib"] = bench_send(guest, share)
+        finally:
+            guest.stop()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
