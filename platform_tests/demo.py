@@ -30,12 +30,17 @@ from platform_tests.harness.vm import Guest, HarnessError, start_guest
 REPO = Path(__file__).resolve().parent.parent
 POOLS = {"tank": "1G", "backup": "1G"}
 SETUP = """\
-zfs create -p tank/home/alice tank/home/bob tank/home/scratch
+set -e
 for d in alice bob scratch; do
+  zfs create -p tank/home/$d
   dd if=/dev/urandom of=/tank/home/$d/file bs=64k count=64 status=none
 done
 zpool sync
 """
+REPLICA = "backup/tank-replica/tank/home"
+# after the pass: what must be on the backup pool, and what must not
+EXPECTED = (f"{REPLICA}/alice", f"{REPLICA}/bob")
+EXCLUDED = (f"{REPLICA}/scratch",)
 
 
 def _reconcile() -> str:
@@ -75,7 +80,22 @@ def run_demo(guest: Guest) -> bool:
             (0,),
         ),
     ]
-    return all(_show(guest, title, argv, expect) for title, argv, expect in steps)
+    ok = all(_show(guest, title, argv, expect) for title, argv, expect in steps)
+    return ok and _replicated(guest)
+
+
+def _replicated(guest: Guest) -> bool:
+    """The alice and bob filesystems, with a snapshot each, reached the backup pool; scratch
+    (excluded by the policy) did not."""
+    listed = guest.run(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", "backup"])
+    names = listed.stdout.decode().split()
+    missing = [fs for fs in EXPECTED if not any(n.startswith(fs + "@zr_") for n in names)]
+    leaked = [fs for fs in EXCLUDED if any(n.startswith(fs + "@") for n in names)]
+    for fs in missing:
+        print(f"demo: {fs} has no replicated snapshot", file=sys.stderr)
+    for fs in leaked:
+        print(f"demo: {fs} was replicated although the policy excludes it", file=sys.stderr)
+    return not missing and not leaked
 
 
 def main(argv: list[str] | None = None) -> int:

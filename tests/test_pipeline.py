@@ -143,3 +143,28 @@ def test_cancelling_stops_both_sides_at_once() -> None:
     assert time.monotonic() - start < 10
     assert result.stopped == CANCELLED
     assert result.send_returncode == result.receive_returncode == -signal.SIGTERM
+
+
+def test_a_stream_that_ends_before_any_progress_line_is_reported_whole() -> None:
+    seen: list[TransferProgress] = []
+    result = run_pipeline(
+        ["sh", "-c", "printf 'size\\t300\\n' >&2; head -c 300 /dev/zero"],
+        ["sh", "-c", "cat > /dev/null"],
+        parse_progress=_progress,
+        parse_estimate=_estimate,
+        on_progress=seen.append,
+    )
+    assert result.ok
+    assert [(p.bytes_done, p.finished) for p in seen] == [(300, True)]
+
+
+def test_a_failed_stream_is_not_reported_whole() -> None:
+    seen: list[TransferProgress] = []
+    run_pipeline(
+        ["sh", "-c", "printf 'size\\t300\\n' >&2; head -c 100 /dev/zero; exit 1"],
+        ["sh", "-c", "cat > /dev/null"],
+        parse_progress=_progress,
+        parse_estimate=_estimate,
+        on_progress=seen.append,
+    )
+    assert [(p.bytes_done, p.finished) for p in seen] == [(0, True)]

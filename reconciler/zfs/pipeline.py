@@ -118,7 +118,11 @@ class _SenderLog:
         self.report(finished=False)
         return True
 
-    def report(self, *, finished: bool) -> None:
+    def report(self, *, finished: bool, complete: bool = False) -> None:
+        """One progress callback; `complete` (both sides succeeded) counts the whole stream as
+        sent even when it ended before zfs printed its first per-second line."""
+        if complete and self.total is not None:
+            self.bytes_done = max(self.bytes_done or 0, self.total)
         if self.sink is None:
             return
         done = self.bytes_done or 0
@@ -177,7 +181,8 @@ def run_pipeline(
                 _stop(process)
     for reader in readers:
         reader.join()
-    log.report(finished=True)
+    complete = _returncode(sender) == 0 and _returncode(receiver) == 0
+    log.report(finished=True, complete=complete)
     return PipelineResult(
         send_returncode=_returncode(sender),
         receive_returncode=_returncode(receiver),
