@@ -123,7 +123,7 @@ def _resume_stream(data: HostData, token: str, request: SendRequest) -> ModelStr
     decoded = decode_token(token)
     if decoded is None:
         raise data.error(
-            ZFSError, "-", "cannot resume send: resume token is corrupt (invalid format)"
+            ResumeTokenStale, "-", "cannot resume send: resume token is corrupt (invalid format)"
         )
     fs_name, _, snap_name = decoded.to_name.partition("@")
     fs = data.filesystems.get(fs_name)
