@@ -85,12 +85,19 @@ def _snapshot_names(count: int) -> list[str]:
 def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
     source, root = "src/noop", "dst/noop"
     names = _snapshot_names(SNAPSHOTS)
-    creates = " ".join(f"{source}/fs{i:03d}" for i in range(FILESYSTEMS))
     started = time.monotonic()
-    _sh(guest, f"zfs create {source} && zfs create {root} && zfs create -p {creates}")
-    for name in names:  # one call per snapshot name: all 100 filesystems at once
-        _sh(guest, f"zfs snapshot -r {source}@{name}")
-    _sh(guest, f"zfs send -R {source}@{names[-1]} | zfs receive -u {root}/{source}")
+    _sh(
+        guest,
+        f"set -e; zfs create {source}; zfs create {root}; "
+        f"for i in $(seq -w 0 {FILESYSTEMS - 1}); do zfs create {source}/fs$i; done",
+    )
+    # one `zfs snapshot -r` per snapshot name (all filesystems at once), in one script
+    _sh(guest, "set -e; " + "; ".join(f"zfs snapshot -r {source}@{name}" for name in names))
+    _sh(
+        guest,
+        f"zfs create -p {root}/{source.rsplit('/', 1)[0]} && "
+        f"zfs send -R {source}@{names[-1]} | zfs receive -u {root}/{source}",
+    )
     setup_seconds = time.monotonic() - started
     log = workdir / "zfs-calls.log"
     wrapper = workdir / "zfs-counting"
@@ -135,7 +142,7 @@ ACTION_LINE = re.compile(r"action \d+ send .*: ok in ([0-9.]+)s")
 
 def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
     source = "src/big"
-    _sh(guest, f"zfs create -p {source} dst/bare dst/viarec")
+    _sh(guest, f"set -e; for fs in {source} dst/bare dst/viarec; do zfs create $fs; done")
     _sh(
         guest,
         f"dd if=/dev/urandom of=/{source}/data bs=1M count={GIB >> 20} status=none && zpool sync",
