@@ -1,0 +1,647 @@
+"""End-to-end `reconcile` runs on real OpenZFS: each test's name states the property it shows.
+
+Every scenario uses hosts `src` and `dst` (both the guest) with their own roots, drives time
+with `--now`, and checks the pools themselves (through the real driver), not only the plan.
+Snapshots written by hand with managed names (`zr_<time>`) stand for snapshots that earlier
+passes took; `zfs hold`, `zfs snapshot` and writes on the target stand for what an
+administrator does between passes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platform_tests.conftest import Roots
+from platform_tests.harness.vm import Guest
+from platform_tests.scenario import PASSPHRASE, Scenario
+from reconciler.core.state import ResumeToken
+
+TAG = "zr_:data:backup"  # the hold tag of policy `data`, target `backup`
+Rules = int | Sequence[Mapping[str, Any]] | None
+
+
+def keep(rules: Rules) -> dict[str, Any] | None:
+    """A retention block: an int is `lastN`, None keeps everything managed."""
+    if rules is None:
+        return None
+    return {"keep": [{"lastN": rules}] if isinstance(rules, int) else list(rules)}
+
+
+def policy(
+    *,
+    filesystems: Mapping[str, bool] | None = None,
+    interval: str | None = "15m",
+    include: Sequence[str] = (),
+    source_keep: Rules = None,
+    replicate: bool = True,
+    initial: str = "mostRecent",
+    protection: str = "incremental",
+    target_keep: Rules = None,
+    send: Mapping[str, bool] | None = None,
+    receive: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Policy `data` on host `src` (default: `{src}/data` and below), prefix `zr_`, with one
+    target `backup` on host `dst` under `{dst}`. Protection is `incremental` (a cursor
+    bookmark, no holds) unless a scenario is about holds: each hold and release costs a zfs
+    command per pass, and the guest is slow."""
+    snapshots: dict[str, Any] = {"prefix": "zr_"}
+    if interval is not None:
+        snapshots["interval"] = interval
+    if include:
+        snapshots["include"] = list(include)
+    spec: dict[str, Any] = {
+        "source": {"host": "src", "filesystems": dict(filesystems or {"{src}/data<": True})},
+        "snapshots": snapshots,
+    }
+    if source_keep is not None:
+        spec["retention"] = keep(source_keep)
+    if replicate:
+        target: dict[str, Any] = {
+            "name": "backup",
+            "host": "dst",
+            "root": "{dst}",
+            "protection": protection,
+            "initialReplication": initial,
+        }
+        if target_keep is not None:
+            target["retention"] = keep(target_keep)
+        if send is not None:
+            target["send"] = dict(send)
+        if receive is not None:
+            target["receive"] = dict(receive)
+        spec["replication"] = [target]
+    return {
+        "apiVersion": "zfs-reconciler.dev/v1alpha1",
+        "kind": "Policy",
+        "metadata": {"name": "data"},
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
+    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
+    yield scenario
+    scenario.cleanup()
+
+
+def stamp(minutes: int, day: int = 26) -> str:
+    """The managed snapshot name of START + minutes (day 25: the day before)."""
+    return f"zr_202611{day:02d}T{minutes // 60:02d}{minutes % 60:02d}00Z"
+
+
+def with_history(s: Scenario, filesystem: str, minutes: Sequence[int], day: int = 26) -> None:
+    """The filesystem with 1 MiB of data and a managed snapshot at each time, data written
+    after each (as earlier passes would have left it)."""
+    s.create(filesystem)
+    s.history(filesystem, [stamp(minute, day) for minute in minutes])
+
+
+def sends_run(s: Scenario) -> list[tuple[str, ...]]:
+    """Every `zfs send` argv the source's runner started so far."""
+    return [argv for argv in s.runner("src").commands if argv[1:2] == ("send",)]
+
+
+def assert_same_guids(source: dict[str, int], target: dict[str, int]) -> None:
+    """Every snapshot on the target is the source's snapshot of that name (same GUID)."""
+    assert target == {name: source.get(name) for name in target}
+
+
+def assert_converged(s: Scenario) -> None:
+    """The steady state: a dry run at the same time plans nothing."""
+    steady = s.dry_run()
+    assert (steady.code, steady.kinds(), steady.conflicts()) == (0, [], []), steady.stdout
+
+
+# --- initial replication ---------------------------------------------------------------------
+
+
+def test_initial_replication_most_recent_sends_only_the_newest_snapshot(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    with_history(s, data, [0, 60, 120], day=25)
+    s.policy(policy(initial="mostRecent", protection="resumable"))
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    (send,) = first.of_kind("send")
+    assert (send["mode"], send["delivers"]) == ("full", [stamp(0)])
+    source, target = s.replicated(data)
+    assert list(target) == [stamp(0)]
+    assert_same_guids(source, target)
+    assert list(source) == [stamp(0, 25), stamp(60, 25), stamp(120, 25), stamp(0)]
+
+
+def test_initial_replication_all_sends_every_managed_snapshot(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    with_history(s, data, [0, 60, 120], day=25)
+    s.snapshot(data, "manual")  # foreign: not replicated, not destroyed
+    s.policy(policy(initial="all"))
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    steps = [(a["mode"], a["from_version"], a["delivers"]) for a in first.of_kind("send")]
+    assert steps == [
+        ("full", None, [stamp(0, 25)]),
+        ("intermediates", f"@{stamp(0, 25)}", [stamp(60, 25), stamp(120, 25)]),
+        ("incremental", f"@{stamp(120, 25)}", [stamp(0)]),  # -i: across the foreign one
+    ]
+    assert [("-I" in argv, "-i" in argv) for argv in sends_run(s)] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    source, target = s.replicated(data)
+    assert list(target) == [stamp(0, 25), stamp(60, 25), stamp(120, 25), stamp(0)]
+    assert_same_guids(source, target)
+    assert "manual" in source
+
+
+def test_initial_replication_fail_refuses_and_sends_nothing(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    with_history(s, data, [0, 60], day=25)
+    s.policy(policy(initial="fail"))
+    s.at(0)
+    refused = s.reconcile()
+    assert refused.code == 1, refused.stdout
+    assert [c["kind"] for c in refused.conflicts()] == ["initial_replication_forbidden"]
+    assert refused.of_kind("send") == []
+    assert sends_run(s) == []
+    assert not s.exists(s.target(data))
+    # `fail` concerns the first send only: once an administrator has seeded the target by
+    # hand, passes replicate incrementally.
+    seed = stamp(60, 25)
+    s.sh(
+        f"zfs create -p {s.dst}/{s.src} && zfs send {data}@{seed} | zfs receive -u {s.target(data)}"
+    )
+    s.at(15)
+    seeded = s.reconcile()
+    assert seeded.code == 0, seeded.stderr
+    (send,) = seeded.of_kind("send")
+    assert (send["mode"], send["from_version"]) == ("intermediates", f"@{seed}")
+    source, target = s.replicated(data)
+    assert list(target) == [seed, stamp(0), stamp(15)]
+    assert_same_guids(source, target)
+
+
+def test_steady_state_after_a_converged_pass_is_an_empty_plan(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy(source_keep=3, target_keep=3, protection="resumable"))
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    assert set(first.kinds()) >= {"snapshot", "send", "bookmark", "hold"}
+    before = s.inventory(s.src, s.dst)
+    assert_converged(s)
+    s.at(14)  # the interval is not due yet
+    again = s.reconcile()  # an applying pass changes nothing either
+    assert (again.code, again.kinds(), again.results()) == (0, [], {}), again.stdout
+    assert s.inventory(s.src, s.dst) == before
+
+
+# --- incremental replication -----------------------------------------------------------------
+
+
+def test_incremental_pass_sends_all_wanted_intermediates_in_one_send(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy())
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.write(data, 256 << 10)
+    s.history(data, [stamp(15), stamp(30), stamp(45)])  # taken while replication was not running
+    s.at(60)
+    sent_before = len(sends_run(s))
+    second = s.reconcile()
+    assert second.code == 0, second.stderr
+    (send,) = second.of_kind("send")
+    assert send["mode"] == "intermediates"
+    assert send["from_version"] == f"@{stamp(0)}"
+    assert send["delivers"] == [stamp(15), stamp(30), stamp(45), stamp(60)]
+    (argv,) = sends_run(s)[sent_before:]
+    assert "-I" in argv and "-i" not in argv
+    source, target = s.replicated(data)
+    assert list(target) == [stamp(m) for m in (0, 15, 30, 45, 60)]
+    assert_same_guids(source, target)
+    assert s.same_data(f"{data}@{stamp(60)}")
+
+
+def test_intermediates_the_target_does_not_want_never_reach_it(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy(target_keep=[{"regex": "(00|30)00Z$"}]))  # on the hour and half hour
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.write(data, 256 << 10)
+    s.history(data, [stamp(15), stamp(30), stamp(45)])
+    s.at(60)
+    sent_before = len(sends_run(s))
+    second = s.reconcile()
+    assert second.code == 0, second.stderr
+    steps = [(a["mode"], a["from_version"], a["delivers"]) for a in second.of_kind("send")]
+    assert steps == [
+        ("incremental", f"@{stamp(0)}", [stamp(30)]),
+        ("incremental", f"@{stamp(30)}", [stamp(60)]),
+    ]
+    assert all("-I" not in argv for argv in sends_run(s)[sent_before:])
+    assert [a for a in second.of_kind("destroy") if a["host"] == "dst"] == []  # not sent, then
+    source, target = s.replicated(data)  # destroyed: never there at all
+    assert list(target) == [stamp(0), stamp(30), stamp(60)]
+    assert_same_guids(source, target)
+    assert {stamp(15), stamp(45)} <= set(source)  # the source keeps them (no source retention)
+    assert s.same_data(f"{data}@{stamp(60)}")
+
+
+def test_incremental_after_the_common_snapshot_was_destroyed_starts_from_the_cursor_bookmark(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy(protection="incremental"))
+    s.at(0)
+    assert s.reconcile().code == 0
+    cursor = f"{stamp(0)}_backup"
+    assert f"{data}#{cursor}" in [name for name, _, _ in s.inventory(data)]
+    s.sh(f"zfs destroy {data}@{stamp(0)}")  # an administrator removes the common snapshot
+    s.write(data, 512 << 10)
+    s.at(15)
+    second = s.reconcile()
+    assert second.code == 0, second.stderr
+    (send,) = second.of_kind("send")
+    assert (send["mode"], send["from_version"]) == ("incremental", f"#{cursor}")
+    assert f"{data}#{cursor}" in sends_run(s)[-1]
+    source, target = s.replicated(data)
+    assert list(source) == [stamp(15)]
+    assert list(target) == [stamp(0), stamp(15)]
+    assert target[stamp(15)] == source[stamp(15)]
+    assert s.same_data(f"{data}@{stamp(15)}")
+
+
+# --- interrupted receives ----------------------------------------------------------------------
+
+
+def _cut_pass(s: Scenario, minute: int) -> ResumeToken:
+    """A pass at START + minute whose receive is cut after 512 KiB: it fails and leaves a
+    resume token on the target of `{src}/data` (returned), and no new snapshot there."""
+    data = f"{s.src}/data"
+    before = s.snapshots("dst", s.target(data))
+    s.runner("dst").cut_next_receive = 512 << 10
+    s.at(minute)
+    cut = s.reconcile()
+    assert cut.code == 1, cut.stdout
+    (send,) = cut.of_kind("send")
+    assert cut.results()[send["id"]]["status"] == "failed"
+    state = s.observe("dst", s.target(data))
+    assert state is not None and state.resume_token is not None
+    assert state.resume_token.to_name == f"{data}@{stamp(minute)}"
+    assert [v.name for v in state.snapshots] == before
+    return state.resume_token
+
+
+def _resumed(s: Scenario, token: ResumeToken) -> None:
+    """The next pass resumes the cut receive from its token and completes it."""
+    data = f"{s.src}/data"
+    resumed = s.reconcile()
+    assert resumed.code == 0, resumed.stderr
+    (send,) = resumed.of_kind("send")
+    assert (send["mode"], send["resume_token"]) == ("resume", token.token)
+    assert sends_run(s)[-1][-2:] == ("-t", token.token)
+    assert s.get(s.target(data), "receive_resume_token") == "-"
+    source, received = s.replicated(data)
+    assert received[token.to_name.partition("@")[2]] == token.to_guid
+    assert_same_guids(source, received)
+
+
+def test_interrupted_receive_resumes_from_its_token_and_converges(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    s.create(data, nbytes=2 << 20)
+    s.policy(policy())
+    initial = _cut_pass(s, 0)  # the first, full stream
+    assert initial.from_guid is None
+    _resumed(s, initial)
+    s.write(data, 2 << 20)
+    incremental = _cut_pass(s, 15)  # an incremental one
+    assert incremental.from_guid == s.guids("src", data)[stamp(0)]
+    _resumed(s, incremental)
+    assert list(s.guids("dst", s.target(data))) == [stamp(0), stamp(15)]
+    assert s.same_data(f"{data}@{stamp(15)}")
+    assert_converged(s)
+
+
+def test_stale_resume_token_is_aborted_and_replanned(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    target = s.target(data)
+    s.create(data)
+    s.policy(policy())
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.write(data, 2 << 20)
+    stale = _cut_pass(s, 15)
+    s.sh(f"zfs destroy {data}@{stamp(15)}")  # the token's snapshot is gone from the source
+    s.write(data, 256 << 10)
+    # The same time again: the pass takes a new @zr_...001500Z, the name the token carries, but
+    # with another GUID; the token must be judged by GUID.
+    replanned = s.reconcile()
+    assert replanned.code == 0, replanned.stderr
+    (abort,) = replanned.of_kind("abort_resume")
+    assert (abort["host"], abort["filesystem"], abort["reason"]) == (
+        "dst",
+        target,
+        "resume_token_stale",
+    )
+    (send,) = replanned.of_kind("send")
+    assert send["mode"] == "incremental" and send["resume_token"] is None
+    assert s.get(target, "receive_resume_token") == "-"
+    source, received = s.replicated(data)
+    assert list(received) == [stamp(0), stamp(15)]
+    assert_same_guids(source, received)
+    assert received[stamp(15)] != stale.to_guid
+    assert s.same_data(f"{data}@{stamp(15)}")
+    assert_converged(s)
+
+
+# --- targets changed behind our back ---------------------------------------------------------
+
+
+def test_diverged_target_is_a_conflict_left_untouched_until_rollback_is_allowed(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    target = s.target(data)
+    s.create(data)
+    s.policy(policy(protection="resumable"))
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.write(target, 512 << 10)  # someone uses the backup and snapshots it
+    s.snapshot(target, "local-work")
+    before = s.inventory(target)
+    (work,) = s.fingerprints(f"{target}@local-work")
+    s.write(data, 256 << 10)
+    s.at(15)
+    refused = s.reconcile()
+    assert refused.code == 1, refused.stdout
+    (conflict,) = refused.conflicts()
+    assert conflict["kind"] == "diverged"
+    assert conflict["target_only"] == ["@local-work"]
+    assert conflict["source_only"] == [f"@{stamp(15)}"]
+    assert [a for a in refused.actions() if a["host"] == "dst"] == []
+    assert s.inventory(target) == before
+    assert s.fingerprints(f"{target}@local-work") == [work]
+    assert stamp(15) in s.snapshots("src", data)  # the source side still proceeds
+    # With allowRollback the next pass rolls the target back to the common snapshot.
+    s.policy(policy(protection="resumable", receive={"allowRollback": True}))
+    repaired = s.reconcile()
+    assert repaired.code == 0, repaired.stderr
+    (rollback,) = repaired.of_kind("rollback")
+    assert (rollback["snapshot"], rollback["destroys"]) == (f"@{stamp(0)}", ["@local-work"])
+    source, received = s.replicated(data)
+    assert list(received) == [stamp(0), stamp(15)]
+    assert_same_guids(source, received)
+    assert s.same_data(f"{data}@{stamp(15)}")
+    assert_converged(s)
+
+
+def test_target_written_since_its_last_snapshot_is_reported_not_overwritten(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    target = s.target(data)
+    s.create(data)
+    s.policy(policy())
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.write(target, 512 << 10)  # written to, not snapshotted
+    listing = f"ls /{shlex.quote(target)}"
+    files = s.sh(listing)
+    written = s.observe("dst", target)
+    assert written is not None and written.written > 0
+    s.write(data, 256 << 10)
+    s.at(15)
+    refused = s.reconcile()
+    assert refused.code == 1, refused.stdout
+    (conflict,) = refused.conflicts()
+    assert (conflict["kind"], conflict["target_filesystem"]) == ("target_modified", target)
+    assert [a for a in refused.actions() if a["host"] == "dst"] == []
+    after = s.observe("dst", target)
+    assert after is not None
+    assert [v.name for v in after.snapshots] == [stamp(0)]
+    assert after.written >= written.written
+    assert s.sh(listing) == files
+
+
+# --- retention and what it must never touch --------------------------------------------------
+
+
+def test_held_snapshots_in_a_destroy_batch_do_not_stop_the_rest(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    history = [stamp(m, 25) for m in (0, 60, 120, 180, 240)]
+    with_history(s, data, [0, 60, 120, 180, 240], day=25)
+    s.sh(f"zfs hold keep-me {data}@{history[1]}")  # held before the pass looks
+    # ... and one held by someone else after the pass has planned, just before it destroys.
+    s.before("src", "destroy", f"zfs hold late-hold {data}@{history[3]}")
+    s.policy(policy(replicate=False, source_keep=1))
+    s.at(0)
+    pruned = s.reconcile()
+    (destroy,) = pruned.of_kind("destroy")
+    assert destroy["versions"] == [f"@{history[i]}" for i in (0, 2, 3, 4)]
+    assert [(n["kind"], n["filesystem"]) for n in pruned.notices()] == [("destroys_withheld", data)]
+    assert history[1] in pruned.notices()[0]["message"]
+    result = pruned.results()[destroy["id"]]
+    assert history[3] in result["message"], result
+    assert pruned.code == 0, pruned.stderr
+    assert s.snapshots("src", data) == [history[1], history[3], stamp(0)]
+    assert s.holds(f"{data}@{history[1]}", f"{data}@{history[3]}") == {
+        f"{data}@{history[1]}": {"keep-me"},
+        f"{data}@{history[3]}": {"late-hold"},
+    }
+
+
+def test_retention_never_destroys_the_newest_common_snapshot_while_the_target_is_unreachable(
+    s: Scenario,
+) -> None:
+    # protection none: no hold and no cursor bookmark stand in for the common snapshot, so
+    # only the planner's own rule keeps it while the target cannot be asked what it has.
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy(protection="none", source_keep=1))
+    s.at(0)
+    assert s.reconcile().code == 0
+    common = s.guids("dst", s.target(data))[stamp(0)]
+    s.dst_offline()
+    s.write(data, 256 << 10)
+    s.at(15)
+    offline = s.reconcile()
+    assert offline.code == 0, offline.stdout + offline.stderr
+    assert [n["kind"] for n in offline.notices()][:1] == ["host_unreachable"]
+    assert offline.of_kind("destroy") == []
+    kept = s.guids("src", data)
+    assert (list(kept), kept[stamp(0)]) == ([stamp(0), stamp(15)], common)
+    s.dst_online()
+    s.write(data, 256 << 10)
+    s.at(30)
+    back = s.reconcile()
+    assert back.code == 0, back.stderr
+    (send,) = back.of_kind("send")  # incremental from the kept common snapshot: no full resend
+    assert (send["mode"], send["from_version"]) == ("intermediates", f"@{stamp(0)}")
+    assert send["delivers"] == [stamp(15), stamp(30)]
+    source, target = s.replicated(data)
+    assert target[stamp(0)] == common
+    assert list(source) == [stamp(30)]  # now retention prunes: the common one is @30
+    assert_same_guids(source, {stamp(30): target[stamp(30)]})
+
+
+def test_foreign_snapshots_bookmarks_and_holds_survive_passes_with_retention(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    target = s.target(data)
+    s.create(data)
+    s.snapshot(data, "manual", "other_20261125T000000Z", "zr_not-a-time")
+    s.sh(f"zfs bookmark {data}@manual {data}#mine && zfs hold audit {data}@manual")
+    s.write(data, 256 << 10)
+    s.policy(policy(source_keep=1, target_keep=1, protection="resumable"))
+    s.at(0)
+    assert s.reconcile().code == 0
+    s.sh(f"zfs hold audit {target}@{stamp(0)} && zfs hold audit2 {data}@{stamp(0)}")
+    foreign = [row for row in s.inventory(data) if stamp(0) not in row[0] and "@" in row[0]]
+    foreign += [row for row in s.inventory(data) if row[0].endswith("#mine")]
+    s.write(data, 256 << 10)
+    s.at(15)
+    second = s.reconcile()
+    assert second.code == 0, second.stderr
+    withheld = [(n["kind"], n["host"]) for n in second.notices()]
+    assert sorted(withheld) == [("destroys_withheld", "dst"), ("destroys_withheld", "src")]
+    third = s.reconcile()  # and a pass more: nothing left to do, nothing foreign touched
+    assert (third.code, third.kinds(), third.conflicts()) == (0, [], [])
+    assert set(foreign) <= set(s.inventory(data))
+    assert s.snapshots("src", data) == [
+        "manual",
+        "other_20261125T000000Z",
+        "zr_not-a-time",
+        stamp(0),
+        stamp(15),
+    ]
+    assert s.snapshots("dst", target) == [stamp(0), stamp(15)]  # foreign ones never sent
+    assert s.holds(
+        f"{data}@manual", f"{data}@{stamp(0)}", f"{target}@{stamp(0)}", f"{target}@{stamp(15)}"
+    ) == {
+        f"{data}@manual": {"audit"},
+        f"{data}@{stamp(0)}": {"audit2"},  # ours released, theirs kept
+        f"{target}@{stamp(0)}": {"audit"},
+        f"{target}@{stamp(15)}": {TAG},
+    }
+
+
+# --- names, properties, encryption -----------------------------------------------------------
+
+
+def test_names_with_spaces_and_punctuation_replicate(s: Scenario) -> None:
+    # ZFS takes letters, digits, space, `_ . : -` in names (the manifest filter the same), so
+    # these are the characters a shell or a careless split can trip over.
+    top = f"{s.src}/my data: v1.0"
+    child = f"{top}/ -leading double  and trailing "
+    s.sh(f"zfs create {shlex.quote(top)} && zfs create {shlex.quote(child)}")
+    s.write(child, 256 << 10)
+    s.snapshot(top, "manual snap")  # a foreign name with a space, replicated by include
+    s.policy(
+        policy(
+            filesystems={f"{top}<": True},
+            include=["^manual "],
+            initial="all",
+            protection="resumable",
+        )
+    )
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    s.write(child, 256 << 10)
+    s.at(15)
+    second = s.reconcile()
+    assert second.code == 0, second.stderr
+    assert [a["target_filesystem"] for a in second.of_kind("send")] == [
+        s.target(top),
+        s.target(child),
+    ]
+    found = s.all_guids(top, child, s.target(top), s.target(child))
+    assert list(found[s.target(top)]) == ["manual snap", stamp(0), stamp(15)]
+    assert list(found[s.target(child)]) == [stamp(0), stamp(15)]
+    for filesystem in (top, child):
+        assert_same_guids(found[filesystem], found[s.target(filesystem)])
+    held = [f"{fs}@{stamp(15)}" for fs in (top, child, s.target(top), s.target(child))]
+    assert s.holds(*held) == {snapshot: {TAG} for snapshot in held}
+    assert s.same_data(f"{child}@{stamp(15)}")
+
+
+def test_receive_property_override_and_inherit_land_on_the_target(s: Scenario) -> None:
+    data = f"{s.src}/data"
+    target = s.target(data)
+    s.create(data)
+    s.sh(
+        f"zfs set compression=lz4 atime=off com.example:origin=nas com.example:site=nas {data}"
+        f" && zfs set com.example:site=dst {s.dst}"
+    )
+    s.policy(
+        policy(
+            send={"properties": True},
+            receive={
+                "properties": {
+                    "override": {"readonly": "on", "com.example:role": "backup"},
+                    "inherit": ["compression", "com.example:site"],
+                }
+            },
+        )
+    )
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    s.write(data, 256 << 10)
+    s.at(15)
+    assert s.reconcile().code == 0  # an incremental with -p keeps them
+    expected = {
+        "readonly": ("on", "local"),
+        "com.example:role": ("backup", "local"),
+        "compression": ("off", "inherited from dst"),  # the pool's
+        "com.example:site": ("dst", f"inherited from {s.dst}"),
+        "atime": ("off", "received"),
+        "com.example:origin": ("nas", "received"),
+    }
+    assert s.properties(target, *expected) == expected
+    assert s.properties(data, "compression", "readonly") == {
+        "compression": ("lz4", "local"),
+        "readonly": ("off", "default"),
+    }
+    assert list(s.guids("dst", target)) == [stamp(0), stamp(15)]
+
+
+def test_raw_send_keeps_an_encrypted_filesystem_encrypted_on_the_target(s: Scenario) -> None:
+    secret = f"{s.src}/secret"
+    target = s.target(secret)
+    s.create(secret, encrypted=True)
+    s.policy(policy(filesystems={f"{secret}<": True}, send={"raw": True}, protection="resumable"))
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    s.write(secret, 256 << 10)
+    s.at(15)
+    second = s.reconcile()  # a raw incremental
+    assert second.code == 0, second.stderr
+    assert all(a["send_options"]["raw"] for a in [*first.of_kind("send"), *second.of_kind("send")])
+    assert all("-w" in argv for argv in sends_run(s))
+    source, received = s.replicated(secret)
+    assert list(received) == [stamp(0), stamp(15)]
+    assert_same_guids(source, received)
+    shown = s.properties(target, "encryption", "keystatus", "encryptionroot", "mounted")
+    assert {name: value for name, (value, _) in shown.items()} == {
+        "encryption": "aes-256-gcm",
+        "keystatus": "unavailable",  # the data was never decrypted on the target
+        "encryptionroot": target,
+        "mounted": "no",
+    }
+    # The ciphertext is the source's data: the source's passphrase opens it.
+    s.sh(f"printf '%s\\n' {shlex.quote(PASSPHRASE)} | zfs load-key {shlex.quote(target)}")
+    assert s.same_data(f"{secret}@{stamp(15)}")
