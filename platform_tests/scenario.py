@@ -379,13 +379,12 @@ class Scenario:
     def exists(self, dataset: str) -> bool:
         return self.guest.run(["zfs", "list", "-H", "-o", "name", dataset]).returncode == 0
 
-    def inventory(self, *roots: str) -> list[tuple[str, int, str]]:
-        """(name, GUID, userrefs) of every dataset, snapshot and bookmark under the roots, in
-        one listing: what "nothing changed" is checked against."""
-        listing = ["zfs", "list", "-H", "-p", "-t", "all", "-o", "name,guid,userrefs", "-r"]
-        out = self.guest.run([*listing, *roots]).check().stdout.decode()
-        rows = (line.split("\t") for line in out.splitlines() if line)
-        return sorted((name, int(guid), refs) for name, guid, refs in rows)
+    def inventory(self, *roots: str) -> list[tuple[str, ...]]:
+        """(name, GUID, userrefs, referenced) of every dataset, snapshot and bookmark under the
+        roots, in one listing: what "nothing changed" is checked against."""
+        listing = ["zfs", "list", "-H", "-p", "-t", "all", "-o", "name,guid,userrefs,referenced"]
+        out = self.guest.run([*listing, "-r", *roots]).check().stdout.decode()
+        return sorted(tuple(line.split("\t")) for line in out.splitlines() if line)
 
     def holds(self, *snapshots: str) -> dict[str, set[str]]:
         """The hold tags on each `fs@snap`, in one `zfs holds`."""

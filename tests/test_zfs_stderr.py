@@ -68,6 +68,7 @@ EXPECTED: dict[str, type[ZFSError]] = {
     "rollback-r-held.txt": SnapshotHeld,
     "send-base-missing.txt": DatasetNotFound,
     "send-vP-bookmark-base-missing.txt": DatasetNotFound,
+    "send-vP-bookmark-base-not-earlier.txt": ZFSError,
     "send-base-not-earlier.txt": ZFSError,
     "send-bookmark-base-missing.txt": DatasetNotFound,
     "send-bookmark-intermediates.txt": ZFSError,
