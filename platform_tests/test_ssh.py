@@ -101,48 +101,52 @@ def _finish(process: subprocess.Popen[str]) -> Outcome:
 def _holder(s: Scenario) -> dict[str, object]:
     """The record in the pass's lock file ({} while nobody holds it)."""
     for path in (s.directory / "locks").glob("*.lock"):
-        text = path.read_text()
-        if text.strip():
-            return dict(json.loads(text))
+        try:
+            return dict(json.loads(path.read_text()))
+        except ValueError:  # empty, or being written
+            continue
     return {}
 
 
-def test_two_reconcilers_at_once_one_applies_the_other_is_refused_or_waits(s: Scenario) -> None:
+def _replicating(s: Scenario) -> str:
+    """`{src}/data` with 8 MiB, so that the first pass's send takes seconds."""
     data = f"{s.src}/data"
-    s.create(data, nbytes=8 << 20)  # a send that takes seconds
+    s.create(data, nbytes=8 << 20)
     s.policy(policy(data, protection="incremental"))  # no holds: fewer commands per pass
     s.at(0)
-    # Two passes started at the same moment: one takes the lock, the other is refused at once,
-    # naming the holder's pid, while the holder is still at work.
-    pair = [_start(s), _start(s)]
+    return data
+
+
+def test_two_reconcilers_at_once_one_applies_the_other_is_refused_naming_it(s: Scenario) -> None:
+    data = _replicating(s)
+    pair = [_start(s), _start(s)]  # at the same moment
     while all(p.poll() is None for p in pair):
         time.sleep(0.05)
     loser = next(p for p in pair if p.poll() is not None)
     winner = next(p for p in pair if p is not loser)
-    assert winner.poll() is None  # the refusal came while the other pass was running
+    assert winner.poll() is None  # refused while the other pass was still at work
     refused, applied = _finish(loser), _finish(winner)
     assert applied.code == 0, applied.stderr
     assert "send" in applied.kinds()
     assert refused.code == 1
-    assert LOCKED in refused.stderr and f"pid {winner.pid} " in refused.stderr, refused.stderr
+    assert LOCKED in refused.stderr and f"(pid {winner.pid} on " in refused.stderr, refused.stderr
     assert refused.stdout == ""
     assert list(s.guids("dst", s.target(data))) == ["zr_20261126T000000Z"]
-    # With --lock-wait the second one waits for the first, then finds nothing left to do.
-    s.write(data, 4 << 20)
-    s.at(15)
+
+
+def test_lock_wait_makes_the_second_reconciler_wait_then_find_nothing_to_do(s: Scenario) -> None:
+    data = _replicating(s)
     first = _start(s)
     deadline = time.monotonic() + 60
-    while _holder(s).get("pid") != first.pid:
+    while _holder(s).get("pid") != first.pid:  # the first holds the lock: start the second
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.02)
     second = _start(s, "--lock-wait", "5m")
-    applied = _finish(first)
-    waited = _finish(second)
+    applied, waited = _finish(first), _finish(second)
     assert applied.code == 0, applied.stderr
     assert "send" in applied.kinds()
     assert waited.code == 0, waited.stderr
-    assert f"waiting up to 5m for the lock of hosts 'dst', 'src' (pid {first.pid} " in (
-        waited.stderr
-    )
-    assert (waited.kinds(), waited.conflicts()) == ([], [])
-    assert list(s.guids("dst", s.target(data))) == ["zr_20261126T000000Z", "zr_20261126T001500Z"]
+    waiting = f"waiting up to 5m for the lock of hosts 'dst', 'src' (pid {first.pid} on "
+    assert waiting in waited.stderr, waited.stderr
+    assert (waited.kinds(), waited.conflicts()) == ([], [])  # it saw the first one's work
+    assert list(s.guids("dst", s.target(data))) == ["zr_20261126T000000Z"]
