@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 
 from reconciler.core.state import FilesystemKind, ResumeToken
+from reconciler.zfs.token import ResumeTokenCorrupt, resume_token_from_fields
 
 TOKEN_VERSION = 1
 
@@ -100,17 +101,7 @@ def decode_token(token: str) -> ResumeToken | None:
 
 
 def _token_from_payload(token: str, payload: dict[str, object]) -> ResumeToken | None:
-    to_guid, to_name = payload.get("toguid"), payload.get("toname")
-    received, from_guid = payload.get("bytes"), payload.get("fromguid")
-    if not isinstance(to_guid, int) or not isinstance(to_name, str):
+    try:
+        return resume_token_from_fields(token, payload)
+    except ResumeTokenCorrupt:
         return None
-    if not isinstance(received, int) or not (from_guid is None or isinstance(from_guid, int)):
-        return None
-    return ResumeToken(
-        token=token,
-        to_guid=to_guid,
-        to_name=to_name,
-        from_guid=from_guid,
-        bytes_received=received,
-        raw=payload.get("rawok") is True,
-    )

@@ -235,5 +235,4 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _returncode(process: subprocess.Popen[bytes]) -> int:
-    code = process.wait()
-    return code
+    return process.wait()

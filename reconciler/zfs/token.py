@@ -61,7 +61,13 @@ class ResumeTokenCorrupt(ValueError):
 def decode_resume_token(token: str) -> ResumeToken:
     """The decoded token; raises ResumeTokenCorrupt (the reason in zfs's words) if it is not
     a valid version-1 token or lacks `toguid` / `toname`."""
-    fields = decode_token_nvlist(token)
+    return resume_token_from_fields(token, decode_token_nvlist(token))
+
+
+def resume_token_from_fields(token: str, fields: Mapping[str, object]) -> ResumeToken:
+    """A token's decoded fields (`toguid`, `toname`, `fromguid`, `bytes`, `rawok`, as zfs
+    names them) → ResumeToken; raises ResumeTokenCorrupt when they are missing or mistyped.
+    Shared with the in-memory model, whose tokens carry the same fields."""
     to_guid, to_name = fields.get("toguid"), fields.get("toname")
     from_guid, received = fields.get("fromguid"), fields.get("bytes", 0)
     if not isinstance(to_guid, int) or isinstance(to_guid, bool) or not isinstance(to_name, str):
