@@ -299,6 +299,15 @@ def test_a_property_is_not_both_overridden_and_inherited() -> None:
     ]
 
 
+@pytest.mark.parametrize("fixed", ["casesensitivity", "normalization", "utf8only"])
+def test_a_property_fixed_at_creation_is_not_overridden_on_receive(fixed: str) -> None:
+    data = {"override": {"readonly": "on", fixed: "on"}}
+    ((loc, message),) = errors(ReceivePropertiesSpec, data)
+    assert loc == ("override",)
+    assert message.startswith(f"{fixed}: set only when a filesystem is created")
+    ReceivePropertiesSpec.model_validate({"inherit": [fixed]})  # -x is not refused
+
+
 def test_models_are_frozen() -> None:
     spec = HostSpec()
     with pytest.raises(ValidationError):

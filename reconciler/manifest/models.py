@@ -245,11 +245,28 @@ class SendSpec(Model):
     """`zfs send -p`: send the filesystem's properties."""
 
 
+# zfs receive refuses `-o P=V` of these for any stream (OpenZFS 2.3.2: "invalid property";
+# docs/zfs-verified.md): they are fixed when a filesystem is created.
+CREATION_ONLY_PROPERTIES = frozenset({"casesensitivity", "normalization", "utf8only"})
+
+
 class ReceivePropertiesSpec(Model):
     override: Annotated[dict[PropertyName, str], PROPERTY_MAP_SCHEMA] = {}
     """Properties set on received filesystems (`zfs receive -o P=V`)."""
     inherit: list[PropertyName] = []
     """Properties received filesystems inherit (`zfs receive -x P`)."""
+
+    @field_validator("override")
+    @classmethod
+    def _settable_on_receive(cls, override: dict[str, str]) -> dict[str, str]:
+        fixed = sorted(CREATION_ONLY_PROPERTIES.intersection(override))
+        if fixed:
+            raise invalid(
+                "property_creation_only",
+                f"{', '.join(fixed)}: set only when a filesystem is created; zfs receive"
+                " refuses `-o` of it for every stream (send it with the filesystem instead)",
+            )
+        return override
 
     @field_validator("inherit")
     @classmethod
