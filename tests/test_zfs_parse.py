@@ -3,8 +3,9 @@ listing parser, against a plain line-by-line reference on generated listings."""
 
 from __future__ import annotations
 
-import dataclasses
+import gc
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from reconciler.core.state import (
 )
 from reconciler.zfs.errors import StreamInterrupted, ZFSError
 from reconciler.zfs.model import ModelZFS
+from reconciler.zfs.observe import observe_hosts
 from reconciler.zfs.parse import (
     Listing,
     ListingParseError,
@@ -181,12 +183,13 @@ def test_fast_built_versions_equal_normal_construction(observed: Listing) -> Non
     versions = [v for state in observed.filesystems.values() for v in state.versions]
     assert len(versions) == 11
     for version in versions:
-        values = {f.name: getattr(version, f.name) for f in dataclasses.fields(Version)}
+        values = {name: getattr(version, name) for name in Version._fields}
         normal = Version(**values)
-        assert type(version) is Version
+        assert type(version) is Version and len(version) == len(Version._fields)
         assert version == normal and hash(version) == hash(normal)
         assert repr(version) == repr(normal)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+        assert type(version.kind) is VersionKind and type(version.holds) is frozenset
+    with pytest.raises(AttributeError):
         versions[0].name = "x"  # type: ignore[misc]
 
 
@@ -488,3 +491,44 @@ def test_resume_progress_counts_from_the_resume_point() -> None:
 def test_resume_token_type_is_the_core_one(observed: Listing) -> None:
     token = observed.filesystems[f"{ROOT}/backup/home"].resume_token
     assert type(token) is ResumeToken
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Leaves the garbage collector as it found it: enabled, nothing frozen."""
+    was_enabled = gc.isenabled()
+    gc.unfreeze()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if not was_enabled:
+            gc.disable()
+
+
+def test_parsed_versions_are_frozen_out_of_the_collector(collector: None) -> None:
+    listing = parse_listing(_output("zfs-list-observe.txt"))
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    # the values built are frozen, so no later collection walks them
+    gc.collect()
+    versions = [v for state in listing.filesystems.values() for v in state.versions]
+    assert versions and all(gc.is_tracked(v) for v in versions)
+    young = {id(o) for generation in (0, 1, 2) for o in gc.get_objects(generation)}
+    assert not young & set(map(id, versions))
+
+
+def test_a_parse_with_the_collector_off_leaves_it_off_and_freezes_nothing(
+    collector: None,
+) -> None:
+    gc.disable()
+    parse_listing(_output("zfs-list-observe.txt"))
+    assert not gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_observing_hosts_returns_frozen_objects_to_the_collector(collector: None) -> None:
+    parse_listing(_output("zfs-list-observe.txt"))
+    assert gc.get_freeze_count() > 0
+    observe_hosts({})
+    assert gc.get_freeze_count() == 0

@@ -1,12 +1,14 @@
 """Observation of every host a pass needs: one `observe()` (one listing) per host.
 
-Owned here: `observe_hosts`, called by the CLI and the loop before planning. A host that fails
+Owned here: `observe_hosts`, called by the CLI and the loop before planning, and the
+collector's per-pass reset (see its docstring). A host that fails
 to answer becomes a `HostState` with `error` set, so the planner withholds every destructive
 action on it (guarantee 5) instead of the whole pass failing.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 
 from reconciler.core.state import HostState, Observed
@@ -15,6 +17,12 @@ from reconciler.zfs.port import ZFS
 
 
 def observe_hosts(hosts: Mapping[str, ZFS]) -> Observed:
+    """Each host's state. First the objects frozen by the previous pass's listings
+    (`parse._collector_paused`) go back to the collector and one full collection runs, so
+    that a loop that runs forever reclaims any cyclic garbage frozen with them."""
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
     states: dict[str, HostState] = {}
     for name in sorted(hosts):
         try:

@@ -22,17 +22,19 @@ What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-lis
   its token, and `written` = what has arrived so far: the model's `FilesystemState` exactly.
 - `encryptionroot` is `-` when unencrypted, the encryption root otherwise (`-` on bookmarks).
 
-Speed (tests/bench/parse_bench.py): about 2.4 s for 1,000,000 versions on the 2-core
-reference machine, nearly all of it creating the values themselves (the split fields, the
-ints, the Version objects). The output is parsed as bytes (zfs names are ASCII), in chunks of
+Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.5 s
+on the 2-core reference machine, most of it creating the values themselves (the split fields,
+the ints, the Versions). The output is parsed as bytes (zfs names are ASCII), in chunks of
 whole lines; each chunk is split once into a flat list of fields with a marker between rows
-(which also proves every row has the right column count); columns are strided slices of it;
-numbers many rows share (createtxg and creation: one `zfs snapshot` call gives all its
-snapshots the same) are converted once; snapshot `Version`s are built a run at a time through
-the class's slot descriptors, skipping the frozen dataclass `__init__` (eight
-`object.__setattr__` calls per value). The result equals, field by field, what `Version(...)`
-builds (tests/test_zfs_parse.py). `ListingParser` parses while zfs is still writing, which
-hides most of this behind zfs's own listing time.
+(which also proves every row has the right column count); columns are strided slices of it.
+A run of snapshot rows of one filesystem is built column by column: the `fs@` prefix is cut
+off every name by one join and split; numbers many rows share (createtxg and creation: one
+`zfs snapshot` call gives all its snapshots the same) are converted once, and a run that is a
+stretch of a recent run reuses a slice of its numbers; each `Version` (a named tuple) is made
+by `tuple.__new__` in C. The collector is paused meanwhile and the values frozen after
+(`_collector_paused`). The result equals, field by field, what `Version(...)` builds
+(tests/test_zfs_parse.py). `ListingParser` parses while zfs is still writing, which hides
+most of this behind zfs's own listing time.
 """
 
 from __future__ import annotations
@@ -40,12 +42,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress, islice, repeat
-from operator import attrgetter, itemgetter, lt
+from operator import attrgetter, lt
 
 from reconciler.core.state import (
     FilesystemKind,
@@ -73,24 +74,7 @@ _UNSET = frozenset({b"-", b""})
 _NOT_HELD = frozenset({b"0", b"-"})
 _NO_HOLDS: frozenset[str] = frozenset()
 _TXG_OF = attrgetter("createtxg")
-_DISCARD: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend  # runs a map
-_NEW = object.__new__
-
-
-def _slot_setter(name: str) -> Callable[[Version, object], None]:
-    """The `__set__` of one of Version's slots (a member descriptor, since it has __slots__)."""
-    setter: Callable[[Version, object], None] = getattr(Version, name).__set__
-    return setter
-
-
-_SET_KIND = _slot_setter("kind")
-_SET_NAME = _slot_setter("name")
-_SET_GUID = _slot_setter("guid")
-_SET_TXG = _slot_setter("createtxg")
-_SET_CREATION = _slot_setter("creation")
-_SET_WRITTEN = _slot_setter("written")
-_SET_REFERENCED = _slot_setter("referenced")
-_SET_HOLDS = _slot_setter("holds")
+_NEW_TUPLE = tuple.__new__  # tuple.__new__(Version, fields): Version._make without its checks
 
 
 class ListingParseError(ZFSError):
@@ -286,7 +270,7 @@ def _with_holds(
     state: FilesystemState, tags_by_name: Mapping[str, frozenset[str]]
 ) -> FilesystemState:
     versions = tuple(
-        dataclasses.replace(version, holds=tags_by_name[version.name])
+        version._replace(holds=tags_by_name[version.name])
         if version.kind is VersionKind.SNAPSHOT and version.name in tags_by_name
         else version
         for version in state.versions
@@ -296,16 +280,20 @@ def _with_holds(
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the listing's values are built: they hold no
-    cycles, and a million new tracked objects would trigger a dozen full collections, each
-    walking every object built so far (a third of the parse time). The previous state is
-    restored; nothing else changes."""
+    """The cyclic garbage collector off while the listing's values are built, and those values
+    frozen (`gc.freeze`) before it is turned back on. They hold no cycles; without the pause a
+    million new tracked objects would trigger a dozen full collections, each walking every
+    object built so far, and without the freeze the first collection after it would still walk
+    them all once (and every later full collection again). Frozen objects are freed by their
+    reference counts as usual; `observe_hosts` unfreezes and collects once per pass, so cyclic
+    garbage frozen along with them is reclaimed then. Only the outermost pause freezes."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
 
 
@@ -325,6 +313,23 @@ def _chunks(data: bytes, chunk_bytes: int, stop: int) -> Iterator[tuple[int, byt
         start = end + 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """The numbers of one column of a run of snapshot rows, and whether they strictly
+    increase (which a stretch of a run inherits from it)."""
+
+    numbers: list[int]
+    ascending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SeenRun:
+    texts: list[bytes]
+    numbers: list[int]
+    ascending: bool
+    position: dict[bytes, int]  # first row of each text
+
+
 @dataclass(slots=True)
 class _Filesystem:
     """What the listing said about one filesystem so far."""
@@ -336,11 +341,11 @@ class _Filesystem:
     ascending: bool = True  # the snapshots' createtxgs strictly increase, as listed
     last_txg: int = -1
 
-    def add_snapshots(self, versions: list[Version], txgs: list[int]) -> None:
+    def add_snapshots(self, versions: list[Version], txgs: _Run) -> None:
         """Snapshots in listing order, with their createtxgs."""
         if self.ascending:
-            self.ascending = self.last_txg < txgs[0] and all(map(lt, txgs, islice(txgs, 1, None)))
-        self.last_txg = txgs[-1]
+            self.ascending = self.last_txg < txgs.numbers[0] and txgs.ascending
+        self.last_txg = txgs.numbers[-1]
         self.snapshots.extend(versions)
 
 
@@ -355,7 +360,7 @@ class _ListingBuilder:
         self.current = b""  # the filesystem whose snapshots are expected next
         self.shared: dict[bytes, int] = {}  # numbers many rows share (createtxg, creation)
         self.short_names: dict[bytes, str] = {}  # one str per distinct short name
-        self.recent: list[tuple[list[bytes], list[int]]] = []  # last runs' numbers
+        self.recent: list[_SeenRun] = []  # the last runs of shared numbers
 
     # -- one chunk --------------------------------------------------------------------------
 
@@ -385,9 +390,8 @@ class _ListingBuilder:
 
     def _add_snapshots(self, fields: list[bytes], start: int, end: int) -> None:
         names = _column(fields, _NAME, start, end)
-        prefix = self.current + b"@"
-        if self.current and all(map(bytes.startswith, names, repeat(prefix))):
-            shorts = list(map(itemgetter(slice(len(prefix), None)), names))
+        shorts = _short_names(names, self.current + b"@") if self.current else None
+        if shorts is not None:
             versions, txgs = self._snapshot_versions(fields, start, end, shorts)
             self._filesystem(self.current).add_snapshots(versions, txgs)
             return
@@ -396,27 +400,29 @@ class _ListingBuilder:
             raise ValueError("a snapshot row without a snapshot name")
         shorts = [short for _, _, short in parts]
         versions, txgs = self._snapshot_versions(fields, start, end, shorts)
-        for (filesystem, _, _), version, txg in zip(parts, versions, txgs, strict=True):
-            self._filesystem(filesystem).add_snapshots([version], [txg])
+        for (filesystem, _, _), version, txg in zip(parts, versions, txgs.numbers, strict=True):
+            self._filesystem(filesystem).add_snapshots([version], _Run([txg], True))
 
     def _snapshot_versions(
         self, fields: list[bytes], start: int, end: int, shorts: list[bytes]
-    ) -> tuple[list[Version], list[int]]:
-        """The Versions of snapshot rows start..end, built slot by slot: each equals
+    ) -> tuple[list[Version], _Run]:
+        """The Versions of snapshot rows start..end, built column-wise in C: each equals
         `Version(SNAPSHOT, short, guid, createtxg, creation, written, referenced)`; and
         their createtxgs."""
-        versions: list[Version] = list(map(_NEW, repeat(Version, end - start)))
-        _DISCARD(map(_SET_KIND, versions, repeat(VersionKind.SNAPSHOT)))
-        _DISCARD(map(_SET_NAME, versions, self._names(shorts)))
-        _DISCARD(map(_SET_GUID, versions, map(int, _column(fields, _GUID, start, end))))
+        count = end - start
         txgs = self._shared_numbers(_column(fields, _TXG, start, end))
-        _DISCARD(map(_SET_TXG, versions, txgs))
-        creations = self._shared_numbers(_column(fields, _CREATION, start, end))
-        _DISCARD(map(_SET_CREATION, versions, creations))
-        _DISCARD(map(_SET_WRITTEN, versions, map(int, _column(fields, _WRITTEN, start, end))))
-        referenced = map(int, _column(fields, _REFERENCED, start, end))
-        _DISCARD(map(_SET_REFERENCED, versions, referenced))
-        _DISCARD(map(_SET_HOLDS, versions, repeat(_NO_HOLDS)))
+        rows = zip(
+            repeat(VersionKind.SNAPSHOT, count),
+            self._names(shorts),
+            map(int, _column(fields, _GUID, start, end)),
+            txgs.numbers,
+            self._shared_numbers(_column(fields, _CREATION, start, end)).numbers,
+            map(int, _column(fields, _WRITTEN, start, end)),
+            map(int, _column(fields, _REFERENCED, start, end)),
+            repeat(_NO_HOLDS, count),
+            strict=True,
+        )
+        versions: list[Version] = list(map(_NEW_TUPLE, repeat(Version), rows))
         return versions, txgs
 
     def _names(self, shorts: list[bytes]) -> list[str]:
@@ -430,16 +436,21 @@ class _ListingBuilder:
             names = list(map(known.__getitem__, shorts))
         return names  # type: ignore[return-value]
 
-    def _shared_numbers(self, texts: list[bytes]) -> list[int]:
-        """int of each text, one int object per distinct text (most are in the cache). A
-        run equal to one of the last runs (filesystems snapshotted together share createtxg
-        and creation) reuses its numbers."""
-        for seen, numbers in self.recent:
-            if seen == texts:
-                return numbers
+    def _shared_numbers(self, texts: list[bytes]) -> _Run:
+        """int of each text, one int object per distinct text. Filesystems snapshotted
+        together share createtxg and creation, so a run is most often a stretch of one of
+        the last runs (a whole one, or cut by a chunk's end): then its numbers are a slice of
+        that run's, with no lookup per row."""
+        count = len(texts)
+        for seen in self.recent:
+            at = seen.position.get(texts[0])
+            if at is not None and seen.texts[at : at + count] == texts:
+                return _Run(seen.numbers[at : at + count], seen.ascending)
         numbers = self._numbers(texts)
-        self.recent = [(texts, numbers), *self.recent[:3]]
-        return numbers
+        ascending = all(map(lt, numbers, islice(numbers, 1, None)))
+        position = dict(zip(reversed(texts), range(count - 1, -1, -1), strict=True))
+        self.recent = [_SeenRun(texts, numbers, ascending, position), *self.recent[:3]]
+        return _Run(numbers, ascending)
 
     def _numbers(self, texts: list[bytes]) -> list[int]:
         shared = self.shared
@@ -545,6 +556,17 @@ class _ListingBuilder:
             return decode_resume_token(_text(text))
         except ResumeTokenCorrupt as error:
             raise ListingParseError(self.host, line, str(error)) from error
+
+
+def _short_names(names: list[bytes], prefix: bytes) -> list[bytes] | None:
+    """The names without `prefix` (`fs@`), or None when one of them does not start with it.
+    Names hold no newline, so joined by newlines and split at newline + prefix they give one
+    part more than there are names exactly when every name starts with the prefix."""
+    parts = (b"\n" + b"\n".join(names)).split(b"\n" + prefix)
+    if len(parts) != len(names) + 1:
+        return None
+    del parts[0]
+    return parts
 
 
 def _column(fields: list[bytes], index: int, start: int, end: int) -> list[bytes]:
