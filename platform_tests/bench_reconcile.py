@@ -63,6 +63,10 @@ spec:
 """
 
 
+def _stage(message: str) -> None:
+    print(f"bench: {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 def _sh(guest: Guest, script: str, timeout: float = 3600) -> str:
     done = guest.sh(script, timeout=timeout)
     if done.returncode != 0:
@@ -86,13 +90,16 @@ def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
     source, root = "src/noop", "dst/noop"
     names = _snapshot_names(SNAPSHOTS)
     started = time.monotonic()
+    _stage(f"noop: creating {FILESYSTEMS} filesystems")
     _sh(
         guest,
         f"set -e; zfs create {source}; zfs create {root}; "
         f"for i in $(seq -w 0 {FILESYSTEMS - 1}); do zfs create {source}/fs$i; done",
     )
+    _stage(f"noop: taking {SNAPSHOTS} recursive snapshots")
     # one `zfs snapshot -r` per snapshot name (all filesystems at once), in one script
     _sh(guest, "set -e; " + "; ".join(f"zfs snapshot -r {source}@{name}" for name in names))
+    _stage("noop: replicating with zfs send -R | zfs receive")
     _sh(
         guest,
         f"zfs create -p {root}/{source.rsplit('/', 1)[0]} && "
@@ -111,10 +118,12 @@ def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
         POLICY.format(name="noop", source=source, root=root, initial="all", keep=SNAPSHOTS + 1)
     )
     args = ("-f", str(manifests), "--now", now, "--output", "json")
+    _stage("noop: converging pass (holds, cursor bookmarks)")
     code, _, err, converge = _reconcile(guest, *args)  # adds holds and cursor bookmarks
     if code != 0:
         raise HarnessError(f"converging pass failed ({code}): {err[-2000:]}")
     calls_before = _lines(log)
+    _stage("noop: the measured no-op pass")
     code, out, err, noop = _reconcile(guest, *args)
     calls = _lines(log)[len(calls_before) :]
     actions = len(json.loads(out)["plan"]["actions"]) if code == 0 else None
@@ -142,6 +151,7 @@ ACTION_LINE = re.compile(r"action \d+ send .*: ok in ([0-9.]+)s")
 
 def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
     source = "src/big"
+    _stage("send: writing 1 GiB")
     _sh(guest, f"set -e; for fs in {source} dst/bare dst/viarec; do zfs create $fs; done")
     _sh(
         guest,
@@ -150,6 +160,7 @@ def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
     _sh(guest, f"zfs snapshot {source}@zr_20261118T000000Z")
     size = int(_sh(guest, f"zfs get -H -p -o value referenced {source}@zr_20261118T000000Z"))
     _sh(guest, "sync; echo 3 > /proc/sys/vm/drop_caches")
+    _stage("send: bare pipe")
     started = time.monotonic()
     _sh(guest, f"zfs send {source}@zr_20261118T000000Z | zfs receive -u dst/bare/big")
     bare = time.monotonic() - started
@@ -161,6 +172,7 @@ def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
         POLICY.format(name="big", source=source, root="dst/viarec", initial="mostRecent", keep=5)
     )
     now = "2026-11-18T00:00:00Z"
+    _stage("send: through reconcile")
     code, _, err, whole = _reconcile(guest, "-f", str(manifests), "--now", now, "--jobs", "1")
     match = ACTION_LINE.search(err)
     if code != 0 or match is None:

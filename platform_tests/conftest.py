@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_tests.guest_zfs import destroy_roots
 from platform_tests.harness.vm import Guest, HarnessError, start_guest
 
 GUEST_POOLS = {"src": "2G", "dst": "2G"}
@@ -70,4 +71,4 @@ def roots(guest: Guest) -> Iterator[Roots]:
     made = Roots(src=f"src/t{serial}", dst=f"dst/t{serial}")
     guest.sh(f"zfs create {made.src} && zfs create {made.dst}", check=True)
     yield made
-    guest.sh(f"zfs destroy -r -f {made.src}; zfs destroy -r -f {made.dst}")
+    destroy_roots(guest, made.src, made.dst)

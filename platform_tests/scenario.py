@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from platform_tests.guest_zfs import GuestRunner
+from platform_tests.guest_zfs import GuestRunner, destroy_roots
 from platform_tests.harness.vm import Guest, SshDestination
 from reconciler.cli import Runtime, main
 from reconciler.core.state import FilesystemState, Version
@@ -327,14 +327,7 @@ class Scenario:
     def cleanup(self) -> None:
         """Release every hold under both roots, then destroy them, both pools at once (a held
         snapshot makes `zfs destroy -r` fail, and leftovers would slow every later listing)."""
-        roots = f"{_q(self.src)} {_q(self.dst)}"
-        self.guest.sh(
-            "tab=\"$(printf '\\t')\"; "
-            f"zfs list -H -p -t snapshot -o name,userrefs -r {roots} | "
-            "awk -F'\\t' '$2 > 0 { print $1 }' | tr '\\n' '\\0' | xargs -0 -r zfs holds -H | "
-            'while IFS="$tab" read -r snap tag _; do zfs release "$tag" "$snap"; done; '
-            f"zfs destroy -r -f {_q(self.src)} & zfs destroy -r -f {_q(self.dst)} & wait"
-        )
+        destroy_roots(self.guest, self.src, self.dst)
 
     # --- reading the pools back --------------------------------------------------------------
 
