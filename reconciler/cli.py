@@ -321,7 +321,12 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
         document = {
             "plan": plan_to_json(plan),
             "results": [
-                {"id": r.action_id, "status": r.status, "message": r.message}
+                {
+                    "id": r.action_id,
+                    "status": r.status,
+                    "message": r.message,
+                    "seconds": round(r.duration, 3),
+                }
                 for r in report.results
             ],
         }
@@ -329,7 +334,8 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
         return
     stream.write(render_text(plan))
     for result in report.results:
-        stream.write(f"[{result.action_id}] {result.status}: {result.message}\n")
+        took = f"{result.duration:.1f}s"
+        stream.write(f"[{result.action_id}] {result.status} in {took}: {result.message}\n")
     failed = len(report.failed)
     stream.write(
         f"{len(report.results) - failed} actions done, {failed} failed, "

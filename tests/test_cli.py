@@ -226,6 +226,7 @@ def test_json_logs_go_to_stderr_and_stdout_stays_one_document(fleet: Fleet, mani
     document = json.loads(out)
     assert {"plan", "results"} <= set(document)
     assert all(r["status"] in {"ok", "already_done"} for r in document["results"])
+    assert all(isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in document["results"])
     for line in err.splitlines():
         json.loads(line)
 
