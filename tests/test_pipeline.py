@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from reconciler.zfs import pipeline
 from reconciler.zfs.pipeline import CANCELLED, TransferProgress, run_pipeline
 
 
@@ -168,3 +170,25 @@ def test_a_failed_stream_is_not_reported_whole() -> None:
         on_progress=seen.append,
     )
     assert [(p.bytes_done, p.finished) for p in seen] == [(0, True)]
+
+
+def test_supervision_sleeps_until_a_process_ends() -> None:
+    """The supervisor blocks on the processes' pidfds: no polling while a stream runs, and
+    awake as soon as either side ends."""
+    running = subprocess.Popen(["sleep", "5"])
+    ending = subprocess.Popen(["sleep", "0.2"])
+    watch = pipeline._ExitWatch(running, ending)
+    try:
+        assert len(watch.fds) == 2
+        started = time.monotonic()
+        watch.wait(0.5)  # wakes when `ending` ends, not after 0.5 s
+        woke = time.monotonic() - started
+        assert 0.1 <= woke < 0.45 and ending.poll() == 0 and len(watch.fds) == 1
+        started = time.monotonic()
+        watch.wait(0.3)  # `running` goes on: the full 0.3 s in one sleep
+        assert time.monotonic() - started >= 0.25 and running.poll() is None
+    finally:
+        watch.close()
+        running.kill()
+        running.wait()
+        ending.wait()

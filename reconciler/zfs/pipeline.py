@@ -19,6 +19,7 @@ The caller decides what the failure means (`zfs/stderr.py` picks the first cause
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import threading
 import time
@@ -26,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.02  # where the platform has no pidfd: how often both sides are polled
+WAKE_SECONDS = 0.2  # with pidfds: the longest sleep between looks at `cancel`
 CANCELLED = "both sides were terminated: the pass was interrupted"
 TERMINATE_SECONDS = 3.0
 
@@ -200,7 +202,22 @@ def _supervise(
     grace: float,
     cancel: threading.Event | None,
 ) -> str | None:
-    """Wait for both; when one fails, end the other after `grace` seconds. Returns why, if so."""
+    """Wait for both; when one fails, end the other after `grace` seconds. Returns why, if so.
+    Sleeps until a process ends (pidfds), so supervising costs no CPU while the stream runs."""
+    exits = _ExitWatch(sender, receiver)
+    try:
+        return _supervise_loop(sender, receiver, grace, cancel, exits)
+    finally:
+        exits.close()
+
+
+def _supervise_loop(
+    sender: subprocess.Popen[bytes],
+    receiver: subprocess.Popen[bytes],
+    grace: float,
+    cancel: threading.Event | None,
+    exits: _ExitWatch,
+) -> str | None:
     failed_at: float | None = None
     while True:
         send_rc, receive_rc = sender.poll(), receiver.poll()
@@ -220,7 +237,40 @@ def _supervise(
                 other = "receiver" if side == "sender" else "sender"
                 _stop(survivor)
                 return f"the {side} was terminated after the {other} failed"
-        time.sleep(POLL_SECONDS)
+            exits.wait(max(0.0, failed_at + grace - time.monotonic()))
+        else:
+            exits.wait(WAKE_SECONDS)
+
+
+class _ExitWatch:
+    """Sleeps until one of the processes ends, at most a given time: on `pidfd_open` file
+    descriptors (Linux 5.3+) when the platform has them, else by polling every POLL_SECONDS."""
+
+    def __init__(self, *processes: subprocess.Popen[bytes]) -> None:
+        self.fds: list[int] = []
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is None:
+            return
+        try:
+            for process in processes:
+                if process.returncode is None:
+                    self.fds.append(pidfd_open(process.pid))
+        except OSError:  # a kernel without pidfds, or a process already reaped
+            self.close()
+
+    def wait(self, seconds: float) -> None:
+        if not self.fds:
+            time.sleep(min(seconds, POLL_SECONDS))
+            return
+        ready, _, _ = select.select(self.fds, [], [], seconds)
+        for fd in ready:  # that process has ended: poll() reaps it, later waits return at once
+            self.fds.remove(fd)
+            os.close(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
