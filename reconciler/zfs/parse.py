@@ -22,7 +22,7 @@ What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-lis
   its token, and `written` = what has arrived so far: the model's `FilesystemState` exactly.
 - `encryptionroot` is `-` when unencrypted, the encryption root otherwise (`-` on bookmarks).
 
-Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.5 s
+Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.6 s
 on the 2-core reference machine, most of it creating the values themselves (the split fields,
 the ints, the Versions). The output is parsed as bytes (zfs names are ASCII), in chunks of
 whole lines; each chunk is split once into a flat list of fields with a marker between rows
