@@ -103,7 +103,11 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     command = args[0] if args and args[0] in SUBCOMMANDS else "pass"
     if command != "pass":
         args = args[1:]
-    options = _parser(command).parse_args(args)
+    parser = _parser(command)
+    options = parser.parse_args(args)
+    if command == "pass" and options.detailed_exitcode and not options.dry_run:
+        # an applying pass exits 0 or 1 (product.md §3); 2 would read as "changes pending"
+        parser.error("--detailed-exitcode applies to --dry-run only")
     _configure_logging(options.log_level, options.log_format, runtime.stderr)
     if command == "schema":
         runtime.stdout.write(schema_text())

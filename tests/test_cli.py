@@ -333,6 +333,16 @@ def test_status_takes_no_pass_options(fleet: Fleet, manifest: Path) -> None:
     assert caught.value.code == 2
 
 
+def test_detailed_exitcode_is_refused_on_an_applying_pass(
+    fleet: Fleet, manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        fleet.run("-f", str(manifest), "--detailed-exitcode")
+    assert caught.value.code == 2
+    assert "--detailed-exitcode applies to --dry-run only" in capsys.readouterr().err
+    assert fleet.run("-f", str(manifest), "--dry-run", "--detailed-exitcode")[0] == 2
+
+
 def test_a_pass_holds_the_lock_of_its_hosts_while_it_observes(
     fleet: Fleet, manifest: Path, tmp_path: Path
 ) -> None:
