@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from platform_tests.harness.vm import Guest, HarnessError, start_guest
+from platform_tests.scenario import ssh_host_document
 from reconciler.zfs.commands import LIST_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,23 +194,7 @@ def _timed_listing(guest: Guest, columns: str, roots: str) -> float:
 
 def _ssh_host(guest: Guest, zfs: Path) -> str:
     """The Host `local` reached over ssh from the host machine (the guest's sshd)."""
-    destination = guest.ssh_destination()
-    document = {
-        "apiVersion": "zfs-reconciler.dev/v1alpha1",
-        "kind": "Host",
-        "metadata": {"name": "local"},
-        "spec": {
-            "transport": "ssh",
-            "ssh": {
-                "host": destination.host,
-                "port": destination.port,
-                "user": destination.user,
-                "identityFile": destination.identity_file,
-                "options": list(destination.options),
-            },
-            "zfsCommand": [str(zfs)],
-        },
-    }
+    document = ssh_host_document("local", guest.ssh_destination(), [str(zfs)])
     return json.dumps(document, indent=1) + "\n"
 
 

@@ -220,25 +220,7 @@ class Scenario:
 
     def ssh_hosts(self, destination: SshDestination, zfs_command: Sequence[str] = ("zfs",)) -> None:
         """Both hosts are the guest reached over ssh (`transport: ssh`) with this zfsCommand."""
-        documents = [
-            {
-                "apiVersion": "zfs-reconciler.dev/v1alpha1",
-                "kind": "Host",
-                "metadata": {"name": name},
-                "spec": {
-                    "transport": "ssh",
-                    "ssh": {
-                        "host": destination.host,
-                        "port": destination.port,
-                        "user": destination.user,
-                        "identityFile": destination.identity_file,
-                        "options": list(destination.options),
-                    },
-                    "zfsCommand": list(zfs_command),
-                },
-            }
-            for name in ("src", "dst")
-        ]
+        documents = [ssh_host_document(name, destination, zfs_command) for name in ("src", "dst")]
         text = "---\n".join(json.dumps(document, indent=1) + "\n" for document in documents)
         (self.directory / "manifests" / "hosts.yaml").write_text(text)
 
@@ -423,6 +405,28 @@ class Scenario:
         """The source's `fs@snap` and its target's copy hold the same files."""
         source, target = self.fingerprints(snapshot, self.target(snapshot))
         return source == target
+
+
+def ssh_host_document(
+    name: str, destination: SshDestination, zfs_command: Sequence[str]
+) -> dict[str, Any]:
+    """A Host manifest (as data) for the guest reached over ssh from this machine."""
+    return {
+        "apiVersion": "zfs-reconciler.dev/v1alpha1",
+        "kind": "Host",
+        "metadata": {"name": name},
+        "spec": {
+            "transport": "ssh",
+            "ssh": {
+                "host": destination.host,
+                "port": destination.port,
+                "user": destination.user,
+                "identityFile": destination.identity_file,
+                "options": list(destination.options),
+            },
+            "zfsCommand": list(zfs_command),
+        },
+    }
 
 
 def _fill(filesystem: str, nbytes: int) -> str:

@@ -25,9 +25,9 @@ class Version(NamedTuple):
     """One snapshot (`fs@name`) or bookmark (`fs#name`) of a filesystem.
 
     A named tuple rather than a frozen dataclass: a pass observes up to millions of them, and
-    a tuple is built in one C call (`Version._make`), about 3.5 times faster than a frozen
-    dataclass's `__init__` (docs/benchmarks.md, "Listing parser"). Compare Versions only with
-    Versions: as a tuple it would also equal a plain tuple of the same fields."""
+    the listing parser builds each in one C call (`tuple.__new__`) instead of a dataclass
+    `__init__` (docs/benchmarks.md, section (c)). Compare Versions only with Versions: as a
+    tuple it would also equal a plain tuple of the same fields."""
 
     kind: VersionKind
     name: str  # the short name, after '@' or '#'

@@ -325,8 +325,7 @@ class _Run:
 @dataclass(frozen=True, slots=True)
 class _SeenRun:
     texts: list[bytes]
-    numbers: list[int]
-    ascending: bool
+    run: _Run
     position: dict[bytes, int]  # first row of each text
 
 
@@ -445,12 +444,13 @@ class _ListingBuilder:
         for seen in self.recent:
             at = seen.position.get(texts[0])
             if at is not None and seen.texts[at : at + count] == texts:
-                return _Run(seen.numbers[at : at + count], seen.ascending)
+                return _Run(seen.run.numbers[at : at + count], seen.run.ascending)
         numbers = self._numbers(texts)
         ascending = all(map(lt, numbers, islice(numbers, 1, None)))
         position = dict(zip(reversed(texts), range(count - 1, -1, -1), strict=True))
-        self.recent = [_SeenRun(texts, numbers, ascending, position), *self.recent[:3]]
-        return _Run(numbers, ascending)
+        run = _Run(numbers, ascending)
+        self.recent = [_SeenRun(texts, run, position), *self.recent[:3]]
+        return run
 
     def _numbers(self, texts: list[bytes]) -> list[int]:
         shared = self.shared
