@@ -350,7 +350,7 @@ def _generated(seed: int) -> str:
         txg = rnd.randint(10, 20)
         for index in range(rnd.randint(0, 30)):
             txg += rnd.choice([0, 1, 1, 5, -2]) if rnd.random() < 0.1 else 1
-            refs = rnd.choice("0000012")
+            refs = rnd.choice(["0", "0", "0", "0", "0", "1", "2", "12"])
             lines.append(
                 f"{name}@s{rnd.randint(0, 5)}_{index}\tsnapshot\t{rnd.getrandbits(64)}"
                 f"\t{txg}\t{1700000000 + index}\t{refs}\t{rnd.randint(0, 99)}"
@@ -372,6 +372,20 @@ def test_generated_listings_match_the_reference(seed: int) -> None:
     expected = _reference(text)
     for chunk_bytes in (1, 97, 1 << 20):
         assert parse_listing(text, chunk_bytes=chunk_bytes) == expected, chunk_bytes
+
+
+@pytest.mark.parametrize(
+    "userrefs", [("", "0", "12"), ("12", "0", ""), ("-", "0", "1"), ("10", "1", "0"), ("", "", "")]
+)
+def test_userrefs_of_any_width_match_the_reference(userrefs: tuple[str, ...]) -> None:
+    # one byte per row is the usual case, read from the column joined; any other mix must not
+    # shift which rows count as held or as not being snapshots
+    rows = [
+        ROW.replace("@s1", f"@s{n}").replace("\t0\t", f"\t{refs}\t")
+        for n, refs in enumerate(userrefs)
+    ]
+    text = "\n".join([FS_ROW, *rows, FS_ROW.replace("p/a", "p/b")])
+    assert parse_listing(text) == _reference(text)
 
 
 def test_the_benchmark_listing_matches_the_reference() -> None:

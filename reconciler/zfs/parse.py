@@ -22,19 +22,22 @@ What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-lis
   its token, and `written` = what has arrived so far: the model's `FilesystemState` exactly.
 - `encryptionroot` is `-` when unencrypted, the encryption root otherwise (`-` on bookmarks).
 
-Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.6 s
+Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.2 s
 on the 2-core reference machine, most of it creating the values themselves (the split fields,
-the ints, the Versions). The output is parsed as bytes (zfs names are ASCII), in chunks of
-whole lines; each chunk is split once into a flat list of fields with a marker between rows
-(which also proves every row has the right column count); columns are strided slices of it.
-A run of snapshot rows of one filesystem is built column by column: the `fs@` prefix is cut
-off every name by one join and split; numbers many rows share (createtxg and creation: one
-`zfs snapshot` call gives all its snapshots the same) are converted once, and a run that is a
-stretch of a recent run reuses a slice of its numbers; each `Version` (a named tuple) is made
-by `tuple.__new__` in C. The collector is paused meanwhile and the values frozen after
-(`_collector_paused`). The result equals, field by field, what `Version(...)` builds
-(tests/test_zfs_parse.py). `ListingParser` parses while zfs is still writing, which hides
-most of this behind zfs's own listing time.
+the ints, the Versions) and the memory they take. The output is parsed as bytes (zfs names
+are ASCII), in chunks of whole lines; each chunk is split once into a flat list of fields with
+a marker between rows (which also proves every row has the right column count); columns are
+strided slices of it. The userrefs column, joined, tells in two searches which rows have holds
+and which are not snapshots. A run of snapshot rows of one filesystem is built column by
+column: its short names are most often those of a recent run of another filesystem (one `zfs
+snapshot` call names many alike), proven by one comparison of the joined names, and otherwise
+cut off the `fs@` prefix by one join and split; numbers many rows share (createtxg and
+creation: one `zfs snapshot` call gives all its snapshots the same) are converted once, and a
+run that is a stretch of a recent run reuses a slice of its numbers; each `Version` (a named
+tuple) is made by `tuple.__new__` in C. The collector is paused meanwhile and the values
+frozen after (`_collector_paused`). The result equals, field by field, what `Version(...)`
+builds (tests/test_zfs_parse.py). `ListingParser` parses while zfs is still writing, which
+hides most of this behind zfs's own listing time.
 """
 
 from __future__ import annotations
@@ -153,12 +156,11 @@ class ListingParser:
 
     def _parse(self, data: bytes, end: int) -> None:
         """The whole lines of data[:end] (end just after a newline, or the end of data)."""
-        lines = 0
+        line = self._line
         with _collector_paused():
-            for first_line, chunk, rows in _chunks(data, self._chunk_bytes, end):
-                self._builder.add_chunk(self._line + first_line - 1, chunk, rows)
-                lines += rows
-        self._line += lines
+            for chunk in _chunks(data, self._chunk_bytes, end):
+                line += self._builder.add_chunk(line, chunk)
+        self._line = line
 
 
 def parse_holds(text: str, host: str = "") -> dict[str, frozenset[str]]:
@@ -297,19 +299,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _chunks(data: bytes, chunk_bytes: int, stop: int) -> Iterator[tuple[int, bytes, int]]:
-    """(number of the chunk's first line, chunk of whole lines without their last newline,
-    number of lines) of data[:stop], which ends with a newline or is the end of the output."""
-    start, line = 0, 1
+def _chunks(data: bytes, chunk_bytes: int, stop: int) -> Iterator[bytes]:
+    """Chunks of whole lines, without their last newline, of data[:stop], which ends with a
+    newline or is the end of the output."""
+    start = 0
     size = stop - 1 if stop and data[stop - 1] == 10 else stop  # 10: "\n"
     while stop and start <= size:
         end = data.find(b"\n", start + max(chunk_bytes, 1), size)
         if end < 0:
             end = size
-        chunk = data[start:end]
-        rows = chunk.count(b"\n") + 1
-        yield line, chunk, rows
-        line += rows
+        yield data[start:end]
         start = end + 1
 
 
@@ -327,6 +326,13 @@ class _SeenRun:
     texts: list[bytes]
     run: _Run
     position: dict[bytes, int]  # first row of each text
+
+
+@dataclass(frozen=True, slots=True)
+class _SeenNames:
+    texts: list[bytes]  # short names, as listed
+    names: list[str]  # the same as str
+    position: dict[bytes, int]  # first row of each short name
 
 
 @dataclass(slots=True)
@@ -360,24 +366,32 @@ class _ListingBuilder:
         self.shared: dict[bytes, int] = {}  # numbers many rows share (createtxg, creation)
         self.short_names: dict[bytes, str] = {}  # one str per distinct short name
         self.recent: list[_SeenRun] = []  # the last runs of shared numbers
+        self.recent_names: list[_SeenNames] = []  # the last runs of short names
 
     # -- one chunk --------------------------------------------------------------------------
 
-    def add_chunk(self, first_line: int, chunk: bytes, rows: int) -> None:
-        fields = chunk.replace(b"\n", b"\t\n\t").split(b"\t")
+    def add_chunk(self, first_line: int, chunk: bytes) -> int:
+        """Adds the rows of a chunk of whole lines (`first_line` is the number of its first);
+        returns how many lines it had."""
+        marked = chunk.replace(b"\n", b"\t\n\t")
+        rows = (len(marked) - len(chunk)) // 2 + 1  # each newline grew by two bytes
+        fields = marked.split(b"\t")
+        del marked
         if len(fields) != rows * _STRIDE - 1 or fields[_COLUMNS::_STRIDE].count(_MARK) != rows - 1:
             raise self._column_error(first_line, chunk)
         try:
             self._add_rows(first_line, fields, rows)
         except ValueError as error:
             raise self._value_error(first_line, fields, rows, error) from error
+        return rows
 
     def _add_rows(self, first_line: int, fields: list[bytes], rows: int) -> None:
         """Runs of snapshot rows are built together; the rows between them one by one."""
-        self._collect_held(fields)
-        types = fields[_TYPE::_STRIDE]
-        others = list(compress(range(rows), map(_SNAPSHOT.__ne__, types)))
-        del types
+        userrefs = fields[_USERREFS::_STRIDE]
+        joined = b"".join(userrefs)  # one byte per row: `-`, or a snapshot's 0 to 9 holds
+        by_byte = len(joined) == rows and b"" not in userrefs
+        self._collect_held(fields, joined if by_byte else userrefs)
+        others = _other_rows(fields, rows, joined if by_byte else None)
         start = 0
         for end in [*others, rows]:
             if start < end:
@@ -389,7 +403,7 @@ class _ListingBuilder:
 
     def _add_snapshots(self, fields: list[bytes], start: int, end: int) -> None:
         names = _column(fields, _NAME, start, end)
-        shorts = _short_names(names, self.current + b"@") if self.current else None
+        shorts = self._short_names(names, self.current + b"@") if self.current else None
         if shorts is not None:
             versions, txgs = self._snapshot_versions(fields, start, end, shorts)
             self._filesystem(self.current).add_snapshots(versions, txgs)
@@ -397,13 +411,13 @@ class _ListingBuilder:
         parts = [name.partition(b"@") for name in names]  # rows out of zfs's usual order
         if not all(sign and short for _, sign, short in parts):
             raise ValueError("a snapshot row without a snapshot name")
-        shorts = [short for _, _, short in parts]
+        shorts = self._names([short for _, _, short in parts])
         versions, txgs = self._snapshot_versions(fields, start, end, shorts)
         for (filesystem, _, _), version, txg in zip(parts, versions, txgs.numbers, strict=True):
             self._filesystem(filesystem).add_snapshots([version], _Run([txg], True))
 
     def _snapshot_versions(
-        self, fields: list[bytes], start: int, end: int, shorts: list[bytes]
+        self, fields: list[bytes], start: int, end: int, shorts: list[str]
     ) -> tuple[list[Version], _Run]:
         """The Versions of snapshot rows start..end, built column-wise in C: each equals
         `Version(SNAPSHOT, short, guid, createtxg, creation, written, referenced)`; and
@@ -412,7 +426,7 @@ class _ListingBuilder:
         txgs = self._shared_numbers(_column(fields, _TXG, start, end))
         rows = zip(
             repeat(VersionKind.SNAPSHOT, count),
-            self._names(shorts),
+            shorts,
             map(int, _column(fields, _GUID, start, end)),
             txgs.numbers,
             self._shared_numbers(_column(fields, _CREATION, start, end)).numbers,
@@ -423,6 +437,31 @@ class _ListingBuilder:
         )
         versions: list[Version] = list(map(_NEW_TUPLE, repeat(Version), rows))
         return versions, txgs
+
+    def _short_names(self, names: list[bytes], prefix: bytes) -> list[str] | None:
+        """The names without `prefix` (`fs@`) as str, or None when one of them does not start
+        with it. Most runs have the same short names as a stretch of a recent run of another
+        filesystem (one `zfs snapshot` call names the snapshots of many alike): then one
+        comparison of the joined names proves it and that run's strs are reused. Otherwise the
+        names, which hold no newline, are joined by newlines and split at newline + prefix,
+        which gives one part more than there are names exactly when every name starts with
+        the prefix."""
+        joined = b"\n" + b"\n".join(names)
+        glue = b"\n" + prefix
+        if names[0].startswith(prefix):
+            first, count = names[0][len(prefix) :], len(names)
+            for seen in self.recent_names:
+                at = seen.position.get(first)
+                if at is not None and glue + glue.join(seen.texts[at : at + count]) == joined:
+                    return seen.names[at : at + count]
+        shorts = joined.split(glue)
+        if len(shorts) != len(names) + 1:
+            return None
+        del shorts[0]
+        strs = self._names(shorts)
+        position = dict(zip(reversed(shorts), range(len(shorts) - 1, -1, -1), strict=True))
+        self.recent_names = [_SeenNames(shorts, strs, position), *self.recent_names[:3]]
+        return strs
 
     def _names(self, shorts: list[bytes]) -> list[str]:
         """The short names as str, one object per distinct name."""
@@ -462,15 +501,22 @@ class _ListingBuilder:
             numbers = list(map(shared.__getitem__, texts))
         return numbers  # type: ignore[return-value]
 
-    def _collect_held(self, fields: list[bytes]) -> None:
-        """Names of snapshot rows whose userrefs is neither 0 nor `-` (snapshots with holds)."""
-        userrefs = fields[_USERREFS::_STRIDE]
+    def _collect_held(self, fields: list[bytes], userrefs: list[bytes] | bytes) -> None:
+        """Names of snapshot rows whose userrefs is neither 0 nor `-` (snapshots with holds).
+        `userrefs` is the chunk's column, or that column joined when each is one byte."""
         rows: list[int] = []
-        for refs in set(userrefs).difference(_NOT_HELD):
-            row = userrefs.index(refs)
-            while row >= 0:
-                rows.append(row)
-                row = _find(userrefs, refs, row + 1)
+        if isinstance(userrefs, bytes):
+            for refs in set(userrefs.translate(None, b"0-")):
+                row = userrefs.find(refs)
+                while row >= 0:
+                    rows.append(row)
+                    row = userrefs.find(refs, row + 1)
+        else:
+            for text in set(userrefs).difference(_NOT_HELD):
+                row = userrefs.index(text)
+                while row >= 0:
+                    rows.append(row)
+                    row = _find(userrefs, text, row + 1)
         rows.sort()
         names = (fields[row * _STRIDE + _NAME] for row in rows)
         self.held.extend(name.decode() for name in names if b"@" in name and b"%" not in name)
@@ -558,15 +604,24 @@ class _ListingBuilder:
             raise ListingParseError(self.host, line, str(error)) from error
 
 
-def _short_names(names: list[bytes], prefix: bytes) -> list[bytes] | None:
-    """The names without `prefix` (`fs@`), or None when one of them does not start with it.
-    Names hold no newline, so joined by newlines and split at newline + prefix they give one
-    part more than there are names exactly when every name starts with the prefix."""
-    parts = (b"\n" + b"\n".join(names)).split(b"\n" + prefix)
-    if len(parts) != len(names) + 1:
-        return None
-    del parts[0]
-    return parts
+def _other_rows(fields: list[bytes], rows: int, userrefs: bytes | None) -> list[int]:
+    """The rows of a chunk that are not snapshots, in order. Filesystems and bookmarks list
+    `-` as userrefs and snapshots a number: given the userrefs joined (when each is one
+    byte), the `-` in it are the candidates, and counting the snapshot types proves it (a
+    search and a count instead of one comparison per row); otherwise each type is compared."""
+    types = fields[_TYPE::_STRIDE]
+    if userrefs is not None:
+        candidates = []
+        row = userrefs.find(b"-")
+        while row >= 0:
+            candidates.append(row)
+            row = userrefs.find(b"-", row + 1)
+        snapshots = types.count(_SNAPSHOT)
+        if snapshots + len(candidates) == rows and _SNAPSHOT not in map(
+            types.__getitem__, candidates
+        ):
+            return candidates
+    return list(compress(range(rows), map(_SNAPSHOT.__ne__, types)))
 
 
 def _column(fields: list[bytes], index: int, start: int, end: int) -> list[bytes]:
