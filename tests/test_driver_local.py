@@ -21,7 +21,12 @@ import pytest
 from reconciler.cli import Runtime, main
 from reconciler.core.plan import ReceiveOptions
 from reconciler.zfs.driver import ZfsDriver
-from reconciler.zfs.errors import DatasetNotFound, ModifiedSinceSnapshot, SnapshotHeld
+from reconciler.zfs.errors import (
+    DatasetNotFound,
+    ModifiedSinceSnapshot,
+    PermissionDenied,
+    SnapshotHeld,
+)
 from reconciler.zfs.parse import apply_holds, parse_holds, parse_listing
 from reconciler.zfs.pipeline import TransferProgress
 from reconciler.zfs.port import SendRequest
@@ -38,13 +43,16 @@ with open(os.path.join(state, "log"), "a") as log:
 def body(name):
     with open(os.path.join(FIXTURES, name)) as f:
         return "".join(f.readlines()[1:])
+if args[0] == "list" and "-d" in args:  # its stdout comes even when a dataset is missing
+    sys.stdout.write(body("zfs-list-depth1.txt"))
+    sys.stdout.flush()
 refuse = os.path.join(state, "refuse-" + args[0])
 if os.path.exists(refuse):
     with open(refuse) as f:
         lines = f.readlines()
     sys.stderr.write("".join(lines[2:]))
     sys.exit(int(lines[1].split(":")[1]))
-if args[0] == "list":
+if args[0] == "list" and "-d" not in args:
     sys.stdout.write(body("zfs-list-observe.txt"))
 elif args[0] == "holds":
     sys.stdout.write(body("zfs-holds-observe.txt"))
@@ -96,6 +104,22 @@ def test_observe_is_one_listing_and_one_holds_call(
     assert dict(seen.filesystems) == expected
     assert [call[0] for call in _calls(tmp_path)] == ["list", "holds"]
     assert any(v.holds for fs in expected.values() for v in fs.versions)
+
+
+def test_observing_some_filesystems_keeps_what_zfs_listed_beside_a_missing_one(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    _refuse(tmp_path, "list", "list-depth1-missing.txt")  # exit 1 after the listing
+    seen = driver.observe_filesystems(["src/depth/fs", "src/depth/missing"])
+    listing = parse_listing(_fixture_body("zfs-list-depth1.txt"))
+    assert list(listing.filesystems) == ["src/depth/fs", "src/depth/fs/child"]
+    assert list(seen) == ["src/depth/fs"]  # the child is listed, but was not asked for
+    assert [v.name for v in seen["src/depth/fs"].versions] == ["s1", "s1-mark", "s2"]
+    assert [call[0] for call in _calls(tmp_path)] == ["list", "holds"]
+    _refuse(tmp_path, "list", "permission-denied-not-root.txt")
+    with pytest.raises(PermissionDenied):
+        driver.observe_filesystems(["src/depth/fs"])
 
 
 def test_every_command_starts_with_the_hosts_zfs_command(

@@ -24,7 +24,7 @@ from reconciler.core.plan import (
     SendMode,
     SnapshotAction,
 )
-from reconciler.core.state import FilesystemState
+from reconciler.core.state import FilesystemState, HostState
 from reconciler.zfs.errors import (
     DatasetExists,
     DatasetNotFound,
@@ -268,6 +268,33 @@ def test_the_same_action_twice_is_done_then_already_done(hosts: dict[str, ZFS]) 
     assert statuses(run(hosts, *plan)) == [OK] * 5
     # `zfs create -p` of an existing filesystem succeeds quietly, so the create is just ok
     assert statuses(run(hosts, *plan)) == [DONE, DONE, DONE, DONE, OK]
+
+
+class _NoWholeObserve(ModelZFS):
+    """A host that fails the test if anything lists all of it: at a million versions, one
+    listing takes minutes, too slow for a check after one refused action."""
+
+    def observe(self) -> HostState:
+        raise AssertionError(f"the whole of {self.host} was observed")
+
+
+def test_checks_after_a_refusal_list_only_the_filesystems_concerned() -> None:
+    nas, backup = _NoWholeObserve("nas", seed=1), _NoWholeObserve("backup", seed=2)
+    nas.create_pool("tank")
+    backup.create_pool("vault")
+    for name in (HOME, "tank/work"):
+        nas.create(name)
+    backup.create("vault/nas/tank")
+    nas.snapshot([HOME], "s1")
+    hosts: dict[str, ZFS] = {"nas": nas, "backup": backup}
+    plan = (
+        snap(1, "s1", HOME, "tank/work"),  # there on HOME: taken on tank/work only
+        send(2, "@s1"),
+        send(3, "@s1"),  # received already
+        act(DestroyAction, 4, filesystem=HOME, versions=("@gone", "@also")),
+    )
+    assert statuses(run(hosts, *plan)) == [OK, OK, DONE, DONE]
+    assert [v.name for v in nas.observe_filesystems(["tank/work"])["tank/work"].versions] == ["s1"]
 
 
 class _StrictCreate(ModelZFS):

@@ -57,6 +57,22 @@ def test_list_versions_keeps_only_outermost_roots() -> None:
     assert argv[-4:] == ("-r", "back", "tank/a", "tank/a b")
 
 
+def test_list_filesystems_fixture_argv() -> None:
+    argv = commands.list_filesystems(["src/depth/fs", "src/depth/missing", "src/depth/fs"])
+    assert [list(a) for a in argv] == [_header_argv("zfs-list-depth1.txt")]
+
+
+def test_list_filesystems_is_split_under_the_budget_in_order() -> None:
+    names = [f"tank/data/fs{i:04d}" for i in range(1000)]
+    batches = commands.list_filesystems(names, max_bytes=2000)
+    assert len(batches) >= 10
+    assert all(_bytes(argv) <= 2000 for argv in batches)
+    assert all(argv[:2] == ("list", "-H") and argv[7:9] == ("-d", "1") for argv in batches)
+    assert [name for argv in batches for name in argv[9:]] == names
+    with pytest.raises(ValueError, match="not a filesystem name"):
+        commands.list_filesystems(["tank/a@snap"])
+
+
 # --- holds, snapshot ----------------------------------------------------------------------------
 
 

@@ -23,7 +23,12 @@ from reconciler.zfs.errors import (
     StreamInterrupted,
     ZFSError,
 )
-from reconciler.zfs.stderr import classify, classify_pipeline, significant_lines
+from reconciler.zfs.stderr import (
+    classify,
+    classify_pipeline,
+    missing_datasets,
+    significant_lines,
+)
 
 STDERR = Path(__file__).parent / "fixtures" / "zfs" / "stderr"
 
@@ -81,6 +86,7 @@ EXPECTED: dict[str, type[ZFSError]] = {
     "send-token-snapshot-replaced.txt": ResumeTokenStale,
     "snapshot-exists.txt": DatasetExists,
     "snapshot-filesystem-missing.txt": DatasetNotFound,
+    "list-depth1-missing.txt": DatasetNotFound,
     "snapshot-out-of-space.txt": NoSpace,
     "ssh-connection-refused.txt": HostUnreachable,
     "ssh-publickey-denied.txt": HostUnreachable,
@@ -120,6 +126,17 @@ def test_fixture_is_classified(name: str) -> None:
     assert error.detail.splitlines()[0] == capture.stderr.splitlines()[0].rstrip()
     if isinstance(error, SnapshotHeld):
         assert error.held == HELD[name]
+
+
+def test_missing_datasets_are_named_when_that_is_all_zfs_said() -> None:
+    assert missing_datasets(_capture("list-depth1-missing.txt").stderr) == ["src/depth/missing"]
+    usage_too = _capture("snapshot-filesystem-missing.txt").stderr
+    assert missing_datasets(usage_too) == ["src/e7/missing"]
+    assert missing_datasets(_capture("hold-snapshot-missing.txt").stderr) is None
+    assert missing_datasets(_capture("permission-denied-not-root.txt").stderr) is None
+    assert missing_datasets("") is None
+    other = "cannot open 'p/a': dataset does not exist\ncannot open 'p/b': permission denied\n"
+    assert missing_datasets(other) is None
 
 
 def test_usage_text_is_left_out_of_the_detail() -> None:

@@ -284,13 +284,8 @@ def _snapshot(host: ZFS, action: SnapshotAction) -> Outcome:
 
 
 def _with_snapshot(host: ZFS, filesystems: Sequence[str], name: str) -> set[str]:
-    seen = host.observe()
-    return {
-        fs
-        for fs in filesystems
-        if (state := seen.filesystem(fs)) is not None
-        and any(v.name == name for v in state.snapshots)
-    }
+    seen = host.observe_filesystems(filesystems)
+    return {fs for fs, state in seen.items() if any(v.name == name for v in state.snapshots)}
 
 
 def _send(source: ZFS, target: ZFS, action: SendAction) -> Outcome:
@@ -323,8 +318,8 @@ def _already_received(source: ZFS, target: ZFS, action: SendAction) -> bool:
     """The target already holds the to-snapshot (the same GUID as on the source)."""
     name = _short(action.to_snapshot)
     try:
-        sent = source.observe().filesystem(action.filesystem)
-        there = target.observe().filesystem(action.target_filesystem)
+        sent = source.observe_filesystems([action.filesystem]).get(action.filesystem)
+        there = target.observe_filesystems([action.target_filesystem]).get(action.target_filesystem)
     except ZFSError:
         return False
     if sent is None or there is None:
@@ -362,7 +357,7 @@ def _destroy_present(host: ZFS, filesystem: str, versions: list[str]) -> Outcome
 
 
 def _still_there(host: ZFS, filesystem: str, versions: list[str]) -> list[str]:
-    state = host.observe().filesystem(filesystem)
+    state = host.observe_filesystems([filesystem]).get(filesystem)
     if state is None:
         return []
     present = {v.sigil + v.name for v in state.versions}

@@ -173,10 +173,16 @@ class _TargetPlanner(PairProtection):
                 self._set_target_versions(())
             return None
         estimate = max(0, self._estimate_full(snapshot) - token.bytes_received)
+        message = f"resume the interrupted receive of @{snapshot.name} from its token"
+        if token.from_guid is None and self.target.allow_full_resync:
+            # a full stream into an existing filesystem (a full resync) resumes only with -F
+            # again, and the token does not tell; -F changes nothing for a new filesystem
+            self.force = True
+            message += " (with -F, which a full resync needs again: allowFullResync)"
         send_id = self._add_send(
             SendStep(SendMode.RESUME, None, snapshot.name, (snapshot.name,)),
             Reason.RESUME_INTERRUPTED_RECEIVE,
-            f"resume the interrupted receive of @{snapshot.name} from its token",
+            message,
             resume_token=token.token,
             estimate=estimate,
         )
@@ -425,7 +431,7 @@ class _TargetPlanner(PairProtection):
         ):
             deps.append(self.source.snapshot_action)
         receive = self.target.receive_options
-        if self.force and step.mode is SendMode.FULL:
+        if self.force and step.mode in (SendMode.FULL, SendMode.RESUME):
             receive = ReceiveOptions(receive.override, receive.inherit, force=True)
         send_id = self.b.add(
             SendAction,

@@ -107,6 +107,17 @@ def list_versions(roots: Sequence[str] = ()) -> tuple[str, ...]:
     return (*argv, "-r", *kept) if kept else argv
 
 
+def list_filesystems(
+    filesystems: Sequence[str], max_bytes: int = ARG_MAX_BYTES
+) -> list[tuple[str, ...]]:
+    """`zfs list -H -p -o LIST_COLUMNS -t ... -d 1 fs1 fs2 ...`: those filesystems with their
+    snapshots and bookmarks (and their children's own rows), in as many calls as the argument
+    budget needs. zfs lists the ones that exist even when others do not (and then exits 1)."""
+    fixed = ("list", "-H", "-p", "-o", ",".join(LIST_COLUMNS), "-t", LIST_TYPES, "-d", "1")
+    names = [_dataset(name) for name in dict.fromkeys(filesystems)]
+    return _batches(fixed, names, max_bytes)
+
+
 def holds(snapshots: Sequence[str], max_bytes: int = ARG_MAX_BYTES) -> list[tuple[str, ...]]:
     """`zfs holds -H -p fs@a fs@b ...`, in as many calls as the argument budget needs."""
     names = [_snapshot_name(name) for name in snapshots]

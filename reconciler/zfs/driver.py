@@ -6,7 +6,8 @@ Owned here: `ZfsDriver` and `PendingSend` (the driver's `SendStream`). It builds
 with `zfs/stderr.py`. The executor is its caller; the CLI creates it via `zfs/connect.py`.
 
 Process count: `observe` runs one `zfs list` for the whole host, plus one `zfs holds` (in
-chunks under the argument limit) only when some snapshot has holds. `send` starts nothing: it
+chunks under the argument limit) only when some snapshot has holds; `observe_filesystems`
+the same for the filesystems it is given (`zfs list -d 1 fs...`). `send` starts nothing: it
 returns a `PendingSend` naming the sender's command; the target's `receive` starts both ends
 as one OS pipeline (`zfs/pipeline.py`), so a transfer between hosts never passes through
 Python.
@@ -19,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import ReceiveOptions
-from reconciler.core.state import FilesystemKind, HostState
+from reconciler.core.state import FilesystemKind, FilesystemState, HostState
 from reconciler.zfs import commands, parse
 from reconciler.zfs.errors import StreamInterrupted, ZFSError
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
 from reconciler.zfs.port import SendRequest
 from reconciler.zfs.runner import CommandRunner, Completed
-from reconciler.zfs.stderr import classify, classify_pipeline
+from reconciler.zfs.stderr import classify, classify_pipeline, missing_datasets
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +76,32 @@ class ZfsDriver:
 
     def observe(self) -> HostState:
         listed = self._run(commands.list_versions(self.roots), "")
-        listing = parse.parse_listing(listed.stdout, self.host)
-        holds: dict[str, frozenset[str]] = {}
-        for args in commands.holds(listing.held) if listing.held else ():
-            text = self._run(args, "").stdout.decode("utf-8", "replace")
-            holds.update(parse.parse_holds(text, self.host))
-        filesystems = parse.apply_holds(listing, holds)
+        filesystems = self._with_holds(parse.parse_listing(listed.stdout, self.host))
         self._volumes = frozenset(
             name for name, state in filesystems.items() if state.kind is FilesystemKind.VOLUME
         )
         return HostState(host=self.host, filesystems=filesystems)
+
+    def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
+        wanted = set(filesystems)
+        found: dict[str, FilesystemState] = {}
+        for args in commands.list_filesystems(filesystems) if filesystems else ():
+            argv = (*self.zfs_command, *args)
+            listed = self.runner.run(argv)
+            if listed.returncode != 0 and missing_datasets(listed.stderr_text) is None:
+                raise classify(self.host, "", listed.stderr_text, argv)
+            listing = parse.parse_listing(listed.stdout, self.host)
+            states = self._with_holds(listing)
+            found.update((name, state) for name, state in states.items() if name in wanted)
+        return found
+
+    def _with_holds(self, listing: parse.Listing) -> dict[str, FilesystemState]:
+        """The listing's filesystems with the tags of their held snapshots (`zfs holds`)."""
+        holds: dict[str, frozenset[str]] = {}
+        for args in commands.holds(listing.held) if listing.held else ():
+            text = self._run(args, "").stdout.decode("utf-8", "replace")
+            holds.update(parse.parse_holds(text, self.host))
+        return parse.apply_holds(listing, holds)
 
     # --- changes ---------------------------------------------------------------------------
 

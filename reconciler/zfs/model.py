@@ -161,6 +161,14 @@ class ModelZFS:
         )
 
     @_locked
+    def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
+        self._data.check_reachable()
+        known = self._data.filesystems
+        return {
+            fs: _filesystem_state(known[fs]) for fs in dict.fromkeys(filesystems) if fs in known
+        }
+
+    @_locked
     def snapshot(self, filesystems: Sequence[str], name: str) -> None:
         data = self._data
         data.check_reachable()

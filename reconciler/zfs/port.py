@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
-from reconciler.core.state import HostState
+from reconciler.core.state import FilesystemState, HostState
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,12 @@ class ZFS(Protocol):
 
     def observe(self) -> HostState:
         """Every filesystem, volume, snapshot and bookmark, in one listing."""
+        ...
+
+    def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
+        """Those of `filesystems` that exist, each as `observe()` would show it; the others
+        are left out. For the executor's checks after a refused action: it lists only these
+        filesystems, not the whole host."""
         ...
 
     def snapshot(self, filesystems: Sequence[str], name: str) -> None:

@@ -169,6 +169,20 @@ def classify(host: str, dataset: str, stderr: str, command: Sequence[str] = ()) 
     return rule.error(host, named, detail, tuple(command))
 
 
+_MISSING = re.compile(r"^cannot open '(?P<dataset>[^']+)': dataset does not exist$")
+
+
+def missing_datasets(stderr: str) -> list[str] | None:
+    """The datasets a command could not open because they do not exist, when that is all its
+    stderr says (`zfs list a b` lists the ones that exist and exits 1); None when it says
+    anything else (or nothing)."""
+    lines = significant_lines(stderr)
+    matches = [_MISSING.match(line) for line in lines]
+    if not lines or None in matches:
+        return None
+    return [match["dataset"] for match in matches if match is not None]
+
+
 def classify_pipeline(
     *,
     send_host: str,

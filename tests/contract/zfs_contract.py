@@ -177,6 +177,23 @@ def check_observe_reports_versions_holds_and_written(make: HostFactory) -> None:
     assert seen.written > 0 and seen.resume_token is None and not seen.encrypted
 
 
+def check_observing_some_filesystems_shows_only_those_that_exist(make: HostFactory) -> None:
+    host = make("src")
+    fs = filesystem(host, "data", "s1", "s2")
+    child = filesystem(host, "data/child", "c1")
+    filesystem(host, "other", "o1")
+    host.hold(fs, "s1", "keep")
+    host.bookmark(fs, "s1", "s1-mark")
+    missing = f"{host.root}/missing"
+    whole = host.observe()
+    seen = host.observe_filesystems([missing, fs, child, fs])
+    assert seen == {fs: whole.filesystem(fs), child: whole.filesystem(child)}
+    assert [v.name for v in seen[fs].versions] == ["s1", "s1-mark", "s2"]
+    assert seen[fs].versions[0].holds == {"keep"}
+    assert host.observe_filesystems([missing]) == {}
+    assert host.observe_filesystems([]) == {}
+
+
 def check_snapshot_of_many_filesystems_is_atomic(make: HostFactory) -> None:
     host = make("src")
     a, b = filesystem(host, "a"), filesystem(host, "b")
@@ -396,6 +413,21 @@ def check_interrupted_full_receive_leaves_a_token_and_resumes(make: HostFactory)
         None,
     )
     dst.receive(target, send(src, fs, None, token=token.token), ReceiveOptions())
+    assert snapshots(dst, target) == ["s1"] and state(dst, target).resume_token is None
+    assert dst.fingerprint(f"{target}@s1") == src.fingerprint(f"{fs}@s1")
+
+
+def check_a_full_receive_into_a_new_filesystem_also_resumes_with_force(
+    make: HostFactory,
+) -> None:
+    # the planner resumes every full stream with -F when allowFullResync is on (a full resync
+    # into an existing filesystem needs it again, and the token does not tell which it was)
+    src, dst = pair(make)
+    fs, target = filesystem(src, "data", "s1", nbytes=4 * MIB), f"{dst.root}/data"
+    dst.interrupt_next_receive(MIB)
+    with pytest.raises(StreamInterrupted):
+        replicate(src, dst, fs, target, "s1")
+    resume(src, dst, target, force=True)
     assert snapshots(dst, target) == ["s1"] and state(dst, target).resume_token is None
     assert dst.fingerprint(f"{target}@s1") == src.fingerprint(f"{fs}@s1")
 
@@ -692,6 +724,7 @@ def check_create_with_and_without_parents(make: HostFactory) -> None:
 
 ALL_CHECKS: tuple[Check, ...] = (
     check_observe_reports_versions_holds_and_written,
+    check_observing_some_filesystems_shows_only_those_that_exist,
     check_snapshot_of_many_filesystems_is_atomic,
     check_versions_are_ordered_by_createtxg_not_name,
     check_full_send_copies_data_and_keeps_identity,
@@ -709,6 +742,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_full_receive_needs_the_parent,
     check_receiving_a_snapshot_already_there_is_a_no_op,
     check_interrupted_full_receive_leaves_a_token_and_resumes,
+    check_a_full_receive_into_a_new_filesystem_also_resumes_with_force,
     check_interrupted_incremental_keeps_its_state_on_the_filesystem,
     check_partial_incremental_pins_its_base,
     check_partial_incremental_pins_the_newest_target_snapshot,
