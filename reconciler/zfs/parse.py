@@ -22,8 +22,8 @@ What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-lis
   its token, and `written` = what has arrived so far: the model's `FilesystemState` exactly.
 - `encryptionroot` is `-` when unencrypted, the encryption root otherwise (`-` on bookmarks).
 
-Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in about 1.2 s
-on the 2-core reference machine, most of it creating the values themselves (the split fields,
+Speed (tests/bench/parse_bench.py, docs/benchmarks.md): 1,000,000 versions in 1.3 s (best
+run) on the 2-core reference machine, most of it creating the values themselves (the split fields,
 the ints, the Versions) and the memory they take. The output is parsed as bytes (zfs names
 are ASCII), in chunks of whole lines; each chunk is split once into a flat list of fields with
 a marker between rows (which also proves every row has the right column count); columns are
