@@ -7,7 +7,8 @@ name, so `a` on two sides is the same snapshot; `a'` is a snapshot named `a` wit
 (same name, different identity). `c~` has written > 0 (1 MiB); `c[tag1,tag2]` carries holds.
 
 `observed_from(data)` builds an `Observed` from a mapping host → {filesystem: spec | {versions,
-written, resume}} or host → {"unreachable": "why"} (the golden cases' observed.yaml).
+written, resume, kind}} or host → {"unreachable": "why"} (the golden cases' observed.yaml;
+`kind: volume` for a zvol).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.state import (
+    FilesystemKind,
     FilesystemState,
     HostState,
     Observed,
@@ -91,6 +93,7 @@ def filesystem_from(name: str, spec: str | Mapping[str, Any], txg_start: int) ->
         versions=versions(spec.get("versions", "") or "", txg_start=txg_start),
         written=int(spec.get("written", 0)),
         resume_token=token,
+        kind=FilesystemKind(spec.get("kind", "filesystem")),
     )
 
 

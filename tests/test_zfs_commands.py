@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.plan import FILESYSTEM_ONLY_PROPERTIES, ReceiveOptions, SendOptions
 from reconciler.zfs import commands
 from reconciler.zfs.port import SendRequest
 
@@ -230,12 +230,13 @@ def test_receive_force_and_properties() -> None:
     )
 
 
-def test_a_volume_receive_drops_filesystem_only_properties() -> None:
+def test_receive_options_for_a_volume_leave_out_filesystem_only_properties() -> None:
     options = ReceiveOptions(
         override=(("readonly", "on"), ("canmount", "noauto"), ("volmode", "dev")),
         inherit=("mountpoint", "compression"),
     )
-    argv = commands.receive("back/vol", options, volume=True)
+    assert options.left_out_for_volume() == ("canmount", "mountpoint")
+    argv = commands.receive("back/vol", options.for_volume())
     assert argv == (
         "receive",
         "-s",
@@ -256,9 +257,9 @@ def test_the_refused_volume_property_of_the_fixture_is_dropped() -> None:
     receive = argv[argv.index("|") + 2 :]
     assert receive[:4] == ["recv", "-s", "-u", "-o"]
     name = receive[4].partition("=")[0]
-    assert name in commands.FILESYSTEM_ONLY_PROPERTIES
+    assert name in FILESYSTEM_ONLY_PROPERTIES
     kept = commands.receive(
-        "dst/e13/vol", ReceiveOptions(override=((name, "noauto"),)), volume=True
+        "dst/e13/vol", ReceiveOptions(override=((name, "noauto"),)).for_volume()
     )
     assert kept == ("receive", "-s", "-u", "dst/e13/vol")
 
@@ -267,7 +268,9 @@ def test_the_refused_volume_property_of_the_fixture_is_dropped() -> None:
     "name", ["context", "fscontext", "snapshot_limit", "volmode", "compression"]
 )
 def test_properties_a_volume_accepts_are_kept(name: str) -> None:
-    argv = commands.receive("b/vol", ReceiveOptions(override=((name, "x"),)), volume=True)
+    options = ReceiveOptions(override=((name, "x"),))
+    assert options.for_volume() == options and not options.left_out_for_volume()
+    argv = commands.receive("b/vol", options)
     assert argv == ("receive", "-s", "-u", "-o", f"{name}=x", "b/vol")
 
 

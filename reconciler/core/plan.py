@@ -1,8 +1,9 @@
 """The plan: a frozen, ordered value with a closed set of action kinds.
 
-Owned here: the action types, the machine `Reason` codes, `Conflict` and `Notice`, and the
-`Plan` itself. The planner builds it; the executor carries it out without deciding again; the
-renderers (`core/render.py`) turn it into JSON (with `format_version`) and text.
+Owned here: the action types, the machine `Reason` codes, `Conflict` and `Notice`, the `Plan`
+itself, and the receive properties a volume refuses (`FILESYSTEM_ONLY_PROPERTIES`). The
+planner builds it; the executor carries it out without deciding again; the renderers
+(`core/render.py`) turn it into JSON (with `format_version`) and text.
 
 Every action names the host, filesystem, versions, the policy and target it serves, a machine
 `reason` and a human `message`. `depends_on` lists the ids of earlier actions that must have
@@ -113,11 +114,66 @@ class SendOptions:
     properties: bool = False
 
 
+# Properties that apply to filesystems only: `zfs receive -o P=V` of one into a volume fails,
+# `-x P` warns. Checked on OpenZFS 2.3.2 one by one (each refused on a zvol stream); the
+# SELinux `context` family is accepted on a volume and is not in this list.
+FILESYSTEM_ONLY_PROPERTIES: frozenset[str] = frozenset(
+    {
+        "aclinherit",
+        "aclmode",
+        "acltype",
+        "atime",
+        "canmount",
+        "casesensitivity",
+        "devices",
+        "direct",
+        "dnodesize",
+        "exec",
+        "filesystem_limit",
+        "longname",
+        "mountpoint",
+        "nbmand",
+        "normalization",
+        "overlay",
+        "quota",
+        "recordsize",
+        "refquota",
+        "relatime",
+        "setuid",
+        "sharenfs",
+        "sharesmb",
+        "snapdir",
+        "special_small_blocks",
+        "utf8only",
+        "vscan",
+        "xattr",
+        "zoned",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiveOptions:
     override: tuple[tuple[str, str], ...] = ()  # zfs receive -o P=V
     inherit: tuple[str, ...] = ()  # zfs receive -x P
     force: bool = False  # zfs receive -F: only for an allowed full resync
+
+    def for_volume(self) -> ReceiveOptions:
+        """These options without the properties a volume refuses (FILESYSTEM_ONLY_PROPERTIES):
+        what a send of a zvol receives with. The planner applies it; the driver passes on
+        what the plan says."""
+        refused = FILESYSTEM_ONLY_PROPERTIES
+        return ReceiveOptions(
+            tuple((name, value) for name, value in self.override if name not in refused),
+            tuple(name for name in self.inherit if name not in refused),
+            self.force,
+        )
+
+    def left_out_for_volume(self) -> tuple[str, ...]:
+        """The properties `for_volume` leaves out, in the order they are given."""
+        names = [name for name, _ in self.override] + list(self.inherit)
+        refused = FILESYSTEM_ONLY_PROPERTIES
+        return tuple(dict.fromkeys(name for name in names if name in refused))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

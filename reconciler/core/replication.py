@@ -47,6 +47,7 @@ from reconciler.core.protection import (
 from reconciler.core.retention import Managed
 from reconciler.core.source import PENDING_TXG, SourceFilesystem, snapshot_names
 from reconciler.core.state import (
+    FilesystemKind,
     FilesystemState,
     HostState,
     Version,
@@ -431,6 +432,11 @@ class _TargetPlanner(PairProtection):
         ):
             deps.append(self.source.snapshot_action)
         receive = self.target.receive_options
+        if self.source.state.kind is FilesystemKind.VOLUME:
+            left_out = receive.left_out_for_volume()
+            receive = receive.for_volume()
+            if left_out:
+                message += f" ({', '.join(left_out)} left out: they do not apply to a volume)"
         if self.force and step.mode in (SendMode.FULL, SendMode.RESUME):
             receive = ReceiveOptions(receive.override, receive.inherit, force=True)
         send_id = self.b.add(

@@ -3,9 +3,9 @@
 Owned here: one builder per verb (`list_versions`, `holds`, `snapshot`, `send`, `receive`,
 `abort_resume`, `hold`, `release`, `bookmark`, `destroy_snapshots`, `destroy_bookmark`,
 `rollback`, `create`, `get`, `set`), the observe listing's columns (`LIST_COLUMNS`, read back
-by `zfs/parse.py`), the argument budget `ARG_MAX_BYTES`, and the properties a volume refuses
-(`FILESYSTEM_ONLY_PROPERTIES`). Called by the real driver, which prefixes the host's
-`zfsCommand` (`("zfs",)`, `("sudo", "zfs")`, ...) and runs the result through a command runner.
+by `zfs/parse.py`) and the argument budget `ARG_MAX_BYTES`. Called by the real driver, which
+prefixes the host's `zfsCommand` (`("zfs",)`, `("sudo", "zfs")`, ...) and runs the result
+through a command runner.
 
 Each builder returns the arguments after the program, as a tuple of strings passed as they
 are: no shell quoting here (a name with spaces stays one element; a runner that goes through a
@@ -21,8 +21,8 @@ Verified on OpenZFS 2.3.2 (docs/zfs-verified.md, "The real driver's commands"):
   anyway) but refuses `-p` ("invalid flags combined with -t"): a resume uses the token's flags
   and only the output flags are given.
 - `receive -o P=V` of a filesystem-only property into a volume stream is refused ("property
-  'canmount' does not apply to datasets of this type"); `-x` of one only warns. Both are
-  dropped for a volume.
+  'canmount' does not apply to datasets of this type"); `-x` of one only warns. The planner
+  leaves both out for a volume (`core.plan.FILESYSTEM_ONLY_PROPERTIES`).
 """
 
 from __future__ import annotations
@@ -58,43 +58,6 @@ LIST_COLUMNS: tuple[str, ...] = (
 )
 LIST_TYPES = "filesystem,volume,snapshot,bookmark"
 GET_COLUMNS = "name,property,value,source"
-
-# Properties that apply to filesystems only: `zfs receive -o P=V` of one into a volume fails,
-# `-x P` warns. Checked on OpenZFS 2.3.2 one by one (each refused on a zvol stream); the
-# SELinux `context` family is accepted on a volume and is not in this list.
-FILESYSTEM_ONLY_PROPERTIES: frozenset[str] = frozenset(
-    {
-        "aclinherit",
-        "aclmode",
-        "acltype",
-        "atime",
-        "canmount",
-        "casesensitivity",
-        "devices",
-        "direct",
-        "dnodesize",
-        "exec",
-        "filesystem_limit",
-        "longname",
-        "mountpoint",
-        "nbmand",
-        "normalization",
-        "overlay",
-        "quota",
-        "recordsize",
-        "refquota",
-        "relatime",
-        "setuid",
-        "sharenfs",
-        "sharesmb",
-        "snapdir",
-        "special_small_blocks",
-        "utf8only",
-        "vscan",
-        "xattr",
-        "zoned",
-    }
-)
 
 
 def list_versions(roots: Sequence[str] = ()) -> tuple[str, ...]:
@@ -150,17 +113,16 @@ def send(request: SendRequest, *, estimate: bool = False) -> tuple[str, ...]:
     return ("send", *flags, *output, "-I" if request.intermediates else "-i", base, to)
 
 
-def receive(filesystem: str, options: ReceiveOptions, *, volume: bool = False) -> tuple[str, ...]:
-    """`zfs receive -s -u [-F] [-o P=V]... [-x P]... filesystem`. For a volume, the
-    filesystem-only properties (FILESYSTEM_ONLY_PROPERTIES) are dropped from -o and -x."""
-    overrides = [(name, value) for name, value in options.override if _applies(name, volume)]
-    inherits = [name for name in options.inherit if _applies(name, volume)]
+def receive(filesystem: str, options: ReceiveOptions) -> tuple[str, ...]:
+    """`zfs receive -s -u [-F] [-o P=V]... [-x P]... filesystem`, with the options as the plan
+    gives them (for a volume, the planner has left out what a volume refuses:
+    `ReceiveOptions.for_volume`)."""
     argv: list[str] = ["receive", "-s", "-u"]
     if options.force:
         argv.append("-F")
-    for name, value in overrides:
+    for name, value in options.override:
         argv += ["-o", f"{_property(name)}={value}"]
-    for name in inherits:
+    for name in options.inherit:
         argv += ["-x", _property(name)]
     return (*argv, _dataset(filesystem))
 
@@ -244,10 +206,6 @@ def _send_flags(request: SendRequest) -> tuple[str, ...]:
         (options.properties, "-p"),
     )
     return tuple(flag for wanted, flag in chosen if wanted)
-
-
-def _applies(name: str, volume: bool) -> bool:
-    return not (volume and name in FILESYSTEM_ONLY_PROPERTIES)
 
 
 def _batches(fixed: tuple[str, ...], names: Sequence[str], max_bytes: int) -> list[tuple[str, ...]]:

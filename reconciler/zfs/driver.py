@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import ReceiveOptions
-from reconciler.core.state import FilesystemKind, FilesystemState, HostState
+from reconciler.core.state import FilesystemState, HostState
 from reconciler.zfs import commands, parse
 from reconciler.zfs.errors import StreamInterrupted, ZFSError
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
@@ -36,7 +36,6 @@ class PendingSend:
     runner: CommandRunner
     argv: tuple[str, ...]  # the full argv on the sending host, zfsCommand included
     filesystem: str
-    volume: bool  # the source is a zvol (filesystem-only receive properties are dropped)
     estimate: int | None = None
 
 
@@ -57,7 +56,6 @@ class ZfsDriver:
         self.roots = tuple(roots)
         self.on_progress = on_progress
         self.cancel = cancel
-        self._volumes: frozenset[str] = frozenset()
 
     @property
     def host(self) -> str:
@@ -77,9 +75,6 @@ class ZfsDriver:
     def observe(self) -> HostState:
         listed = self._run(commands.list_versions(self.roots), "")
         filesystems = self._with_holds(parse.parse_listing(listed.stdout, self.host))
-        self._volumes = frozenset(
-            name for name, state in filesystems.items() if state.kind is FilesystemKind.VOLUME
-        )
         return HostState(host=self.host, filesystems=filesystems)
 
     def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
@@ -114,7 +109,6 @@ class ZfsDriver:
             runner=self.runner,
             argv=(*self.zfs_command, *commands.send(request)),
             filesystem=request.filesystem,
-            volume=request.filesystem in self._volumes,
         )
 
     def receive(self, filesystem: str, stream: object, options: ReceiveOptions) -> None:
@@ -122,7 +116,7 @@ class ZfsDriver:
             raise TypeError(f"ZfsDriver receives a PendingSend, not {type(stream).__name__}")
         receive_argv = (
             *self.zfs_command,
-            *commands.receive(filesystem, options, volume=stream.volume),
+            *commands.receive(filesystem, options),
         )
         result = run_pipeline(
             stream.runner.wrap(stream.argv),

@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NoReturn
 
-from reconciler.core.plan import ReceiveOptions
+from reconciler.core.plan import FILESYSTEM_ONLY_PROPERTIES, ReceiveOptions
 from reconciler.core.state import FilesystemKind
-from reconciler.zfs.commands import FILESYSTEM_ONLY_PROPERTIES
 from reconciler.zfs.errors import (
     DatasetExists,
     DatasetNotFound,
