@@ -610,6 +610,35 @@ def test_receive_property_override_and_inherit_land_on_the_target(s: Scenario) -
     assert list(s.guids("dst", target)) == [stamp(0), stamp(15)]
 
 
+def test_a_volume_receives_only_the_properties_a_volume_has(s: Scenario) -> None:
+    data, vm = f"{s.src}/data", f"{s.src}/vm"
+    s.create(data)
+    s.sh(f"zfs create -V 16M {vm}")  # a zvol: zfs refuses -o canmount=... on its stream
+    override = {"readonly": "on", "canmount": "noauto"}
+    s.policy(
+        policy(
+            filesystems={data: True, vm: True},
+            receive={"properties": {"override": override, "inherit": ["mountpoint"]}},
+        )
+    )
+    s.at(0)
+    first = s.reconcile()
+    assert first.code == 0, first.stderr
+    sends = {action["filesystem"]: action for action in first.of_kind("send")}
+    assert sends[vm]["receive_options"]["override"] == [["readonly", "on"]]
+    assert sends[vm]["receive_options"]["inherit"] == []
+    assert "(canmount, mountpoint left out: they do not apply to a volume)" in sends[vm]["message"]
+    assert sends[data]["receive_options"]["inherit"] == ["mountpoint"]
+    assert s.properties(s.target(vm), "readonly") == {"readonly": ("on", "local")}
+    assert s.properties(s.target(data), "readonly", "canmount") == {
+        "readonly": ("on", "local"),
+        "canmount": ("noauto", "local"),
+    }
+    s.at(15)
+    assert s.reconcile().code == 0
+    assert list(s.guids("dst", s.target(vm))) == [stamp(0), stamp(15)]
+
+
 def test_raw_send_keeps_an_encrypted_filesystem_encrypted_on_the_target(s: Scenario) -> None:
     secret = f"{s.src}/secret"
     target = s.target(secret)
