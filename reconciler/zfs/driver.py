@@ -63,10 +63,16 @@ class ZfsDriver:
 
     # --- running commands ----------------------------------------------------------------
 
-    def _run(self, args: Sequence[str], dataset: str) -> Completed:
+    def _run(
+        self, args: Sequence[str], dataset: str, *, missing_is_fine: bool = False
+    ) -> Completed:
+        """Run zfs; a failure becomes its typed error, except, with `missing_is_fine`, one
+        whose stderr only names datasets that do not exist (its stdout has the rest)."""
         argv = (*self.zfs_command, *args)
         done = self.runner.run(argv)
-        if done.returncode != 0:
+        if done.returncode != 0 and not (
+            missing_is_fine and missing_datasets(done.stderr_text) is not None
+        ):
             raise classify(self.host, dataset, done.stderr_text, argv)
         return done
 
@@ -81,12 +87,8 @@ class ZfsDriver:
         wanted = set(filesystems)
         found: dict[str, FilesystemState] = {}
         for args in commands.list_filesystems(filesystems) if filesystems else ():
-            argv = (*self.zfs_command, *args)
-            listed = self.runner.run(argv)
-            if listed.returncode != 0 and missing_datasets(listed.stderr_text) is None:
-                raise classify(self.host, "", listed.stderr_text, argv)
-            listing = parse.parse_listing(listed.stdout, self.host)
-            states = self._with_holds(listing)
+            listed = self._run(args, "", missing_is_fine=True)
+            states = self._with_holds(parse.parse_listing(listed.stdout, self.host))
             found.update((name, state) for name, state in states.items() if name in wanted)
         return found
 

@@ -48,6 +48,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import compress, islice, repeat
 from operator import attrgetter, lt
 
@@ -459,8 +460,7 @@ class _ListingBuilder:
             return None
         del shorts[0]
         strs = self._names(shorts)
-        position = dict(zip(reversed(shorts), range(len(shorts) - 1, -1, -1), strict=True))
-        self.recent_names = [_SeenNames(shorts, strs, position), *self.recent_names[:3]]
+        self.recent_names = [_SeenNames(shorts, strs, _first_rows(shorts)), *self.recent_names[:3]]
         return strs
 
     def _names(self, shorts: list[bytes]) -> list[str]:
@@ -486,9 +486,8 @@ class _ListingBuilder:
                 return _Run(seen.run.numbers[at : at + count], seen.run.ascending)
         numbers = self._numbers(texts)
         ascending = all(map(lt, numbers, islice(numbers, 1, None)))
-        position = dict(zip(reversed(texts), range(count - 1, -1, -1), strict=True))
         run = _Run(numbers, ascending)
-        self.recent = [_SeenRun(texts, run, position), *self.recent[:3]]
+        self.recent = [_SeenRun(texts, run, _first_rows(texts)), *self.recent[:3]]
         return run
 
     def _numbers(self, texts: list[bytes]) -> list[int]:
@@ -504,20 +503,12 @@ class _ListingBuilder:
     def _collect_held(self, fields: list[bytes], userrefs: list[bytes] | bytes) -> None:
         """Names of snapshot rows whose userrefs is neither 0 nor `-` (snapshots with holds).
         `userrefs` is the chunk's column, or that column joined when each is one byte."""
-        rows: list[int] = []
         if isinstance(userrefs, bytes):
-            for refs in set(userrefs.translate(None, b"0-")):
-                row = userrefs.find(refs)
-                while row >= 0:
-                    rows.append(row)
-                    row = userrefs.find(refs, row + 1)
+            held = set(userrefs.translate(None, b"0-"))
+            rows = sorted(row for refs in held for row in _positions(userrefs, bytes([refs])))
         else:
-            for text in set(userrefs).difference(_NOT_HELD):
-                row = userrefs.index(text)
-                while row >= 0:
-                    rows.append(row)
-                    row = _find(userrefs, text, row + 1)
-        rows.sort()
+            texts = set(userrefs).difference(_NOT_HELD)
+            rows = sorted(row for text in texts for row in _positions(userrefs, text))
         names = (fields[row * _STRIDE + _NAME] for row in rows)
         self.held.extend(name.decode() for name in names if b"@" in name and b"%" not in name)
 
@@ -611,17 +602,18 @@ def _other_rows(fields: list[bytes], rows: int, userrefs: bytes | None) -> list[
     search and a count instead of one comparison per row); otherwise each type is compared."""
     types = fields[_TYPE::_STRIDE]
     if userrefs is not None:
-        candidates = []
-        row = userrefs.find(b"-")
-        while row >= 0:
-            candidates.append(row)
-            row = userrefs.find(b"-", row + 1)
+        candidates = _positions(userrefs, b"-")
         snapshots = types.count(_SNAPSHOT)
         if snapshots + len(candidates) == rows and _SNAPSHOT not in map(
             types.__getitem__, candidates
         ):
             return candidates
     return list(compress(range(rows), map(_SNAPSHOT.__ne__, types)))
+
+
+def _first_rows(texts: list[bytes]) -> dict[bytes, int]:
+    """The first row of each text (a recent run's index, to find a stretch of it again)."""
+    return dict(zip(reversed(texts), range(len(texts) - 1, -1, -1), strict=True))
 
 
 def _column(fields: list[bytes], index: int, start: int, end: int) -> list[bytes]:
@@ -633,7 +625,18 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _find(values: list[bytes], value: bytes, start: int) -> int:
+def _positions(values: bytes | list[bytes], value: bytes) -> list[int]:
+    """Every index of `value` in `values` (a byte in a bytes, or an item of a list), in order."""
+    find = values.find if isinstance(values, bytes) else partial(_index, values)
+    found: list[int] = []
+    at = find(value, 0)
+    while at >= 0:
+        found.append(at)
+        at = find(value, at + 1)
+    return found
+
+
+def _index(values: list[bytes], value: bytes, start: int) -> int:
     try:
         return values.index(value, start)
     except ValueError:
