@@ -8,7 +8,6 @@ the planner's tests build intents directly.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -21,6 +20,7 @@ from reconciler.manifest.cron import CronSchedule
 from reconciler.manifest.filters import FilesystemFilter
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import InitialReplication, Policy, Protection
+from reconciler.manifest.regex import Regex, compile_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class PolicyIntent:
     prefix: str
     interval: int | None
     cron: CronSchedule | None
-    include: tuple[re.Pattern[str], ...]
+    include: tuple[Regex, ...]
     rules: tuple[Rule, ...]  # empty: keep everything managed
     targets: tuple[TargetIntent, ...]
     # memo of name → time / replicated: names repeat across filesystems (one snapshot call
@@ -146,7 +146,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
         prefix=prefix,
         interval=spec.snapshots.interval,
         cron=spec.snapshots.cron,
-        include=tuple(re.compile(p) for p in spec.snapshots.include),
+        include=tuple(compile_regex(p) for p in spec.snapshots.include),
         rules=retention_rules(spec.retention),
         targets=targets,
     )
@@ -164,7 +164,7 @@ def _rule(item: Any) -> Rule:
         return GridRule(grid=item.grid)
     if getattr(item, "last_n", None) is not None:
         return LastNRule(count=item.last_n)
-    return RegexRule(pattern=re.compile(item.regex))
+    return RegexRule(pattern=compile_regex(item.regex))
 
 
 def source_filesystems(intent: PolicyIntent, names: Sequence[str]) -> list[str]:

@@ -10,7 +10,8 @@ machine reason. Pure and allocation-light: it runs for every filesystem on every
   interval covers (now - length, now], each next bucket the `length` seconds before the
   previous one. A bucket keeps its `keep` OLDEST snapshots (keep=all: every one); among equal
   times, earlier in the input counts as older. Snapshots at or before now - span are outside.
-- lastN keeps the N youngest (the last N of the input). regex keeps names it `re.search`es.
+- lastN keeps the N youngest (the last N of the input). regex keeps names it
+  finds a match in (RE2, `manifest/regex.py`).
 - Destroy reason: with a grid rule, the first grid rule decides: RETENTION_GRID_EXPIRED when
   the snapshot is outside that grid (time <= now - span), else RETENTION_GRID_BUCKET_FULL;
   without a grid rule, RETENTION_NOT_KEPT.
@@ -18,7 +19,6 @@ machine reason. Pure and allocation-light: it runs for every filesystem on every
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from operator import itemgetter
 
 from reconciler.core.plan import Reason
 from reconciler.manifest.grid import Grid
+from reconciler.manifest.regex import Regex
 
 KEPT_WITHOUT_RULES = -1  # the rule index of every snapshot when there are no rules
 MAX_RULES = 255  # rule marks are stored in a bytearray, one byte per snapshot
@@ -49,7 +50,7 @@ class LastNRule:
 
 @dataclass(frozen=True, slots=True)
 class RegexRule:
-    pattern: re.Pattern[str]
+    pattern: Regex
 
 
 Rule = GridRule | LastNRule | RegexRule

@@ -5,11 +5,33 @@ printed as `FILE:LINE:COLUMN: field.path: message`) and `ManifestErrors` (all pr
 load, raised by `reconciler.manifest.loader.load_manifests`). The CLI prints them one per line.
 Lines and columns are 1-based and counted from the start of the file; the path `-` stands for a
 whole document or file.
+
+Every printed error is exactly one line, whatever the file name, key or value holds: `one_line`
+escapes line breaks, other control characters and Unicode line separators (`\n`, `\r`, `\t`,
+`\x1b`, `\u2028`), so that CI can split the output on newlines and parse each line.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that would break or hide part of a line escaped."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    escaped = _ESCAPES.get(character)
+    if escaped is not None:
+        return escaped
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -21,7 +43,11 @@ class SourceLocation:
     column: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{_file_text(self.file)}:{self.line}:{self.column}"
+
+
+def _file_text(file: str) -> str:
+    return one_line(file) if file else '""'
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +65,8 @@ class ManifestError:
         return SourceLocation(self.file, self.line, self.column)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        where = f"{_file_text(self.file)}:{self.line}:{self.column}"
+        return one_line(f"{where}: {self.path}: {self.message}")
 
 
 class ManifestErrors(Exception):

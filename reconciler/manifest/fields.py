@@ -20,6 +20,8 @@ from pydantic_core import PydanticCustomError
 from reconciler.manifest.cron import CronError, CronSchedule, parse_cron
 from reconciler.manifest.durations import DURATION_PATTERN, format_duration, parse_duration
 from reconciler.manifest.grid import Grid, GridError, parse_grid
+from reconciler.manifest.limits import MAX_REGEX_LENGTH
+from reconciler.manifest.regex import RegexError, compile_regex
 
 LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 LABEL_MAX = 63
@@ -96,9 +98,10 @@ def _cron(value: object) -> CronSchedule:
 
 def _regex(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as error:
-        raise invalid("regex", f"invalid regular expression {value!r}: {error}") from None
+        compile_regex(value)
+    except RegexError as error:
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        raise invalid("regex", f"invalid regular expression {shown!r}: {error}") from None
     return value
 
 
@@ -146,8 +149,10 @@ CronText = Annotated[
 ]
 """A 5-field cron expression evaluated in UTC: `CronSchedule` in Python, its text in YAML."""
 
-Regex = Annotated[str, AfterValidator(_regex), _string_schema(format="regex")]
-"""A Python regular expression (matched with `re.search`)."""
+Regex = Annotated[
+    str, AfterValidator(_regex), _string_schema(format="regex", maxLength=MAX_REGEX_LENGTH)
+]
+"""An RE2 regular expression (`regex.py`), matched anywhere in a name (as `re.search`)."""
 
 Label = Annotated[
     str,

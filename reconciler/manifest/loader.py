@@ -15,6 +15,9 @@ validation.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.manifest.errors import ManifestError, ManifestErrors, SourceLocation
 from reconciler.manifest.fields import describe
+from reconciler.manifest.limits import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 from reconciler.manifest.models import (
     API_VERSION,
     KINDS,
@@ -37,10 +41,10 @@ from reconciler.manifest.validate import pattern_problems, validate_manifests
 from reconciler.manifest.yamldoc import (
     WHOLE,
     Document,
+    ReadBudget,
     format_path,
     locate,
     read_documents,
-    to_plain,
 )
 
 __all__ = [
@@ -69,45 +73,109 @@ def load_manifests(paths: Sequence[str | Path]) -> Manifests:
     """Load and validate every manifest under `paths` (files or directories)."""
     files, errors = manifest_files(paths)
     sources: list[tuple[str, str]] = []
+    total = 0
     for file in files:
-        try:
-            sources.append((str(file), file.read_text(encoding="utf-8-sig")))
-        except (OSError, UnicodeDecodeError) as error:
-            errors.append(ManifestError(str(file), 1, 1, WHOLE, f"cannot read the file: {error}"))
+        text, size, error = _read(file, MAX_TOTAL_BYTES - total)
+        total += size
+        if error is not None:
+            errors.append(error)
+        if text is not None:
+            sources.append((str(file), text))
+        if total > MAX_TOTAL_BYTES:
+            break
     return parse_manifests(sources, errors)
 
 
 def manifest_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[ManifestError]]:
     """The files `paths` stand for, in load order, and errors for paths that yield none.
 
-    A file is taken whatever its name; a directory stands for every `*.yaml` and `*.yml` file
-    below it (recursively, sorted, skipping names that start with '.'). A file named twice is
-    loaded once.
+    A path names a regular file (taken whatever its name) or a directory, which stands for
+    every `*.yaml` and `*.yml` file below it (recursively, sorted, skipping names that start
+    with '.', not following symbolic links to directories). Anything else is an error: an empty
+    path (an unset variable must not mean the current directory), a FIFO, a device, a socket,
+    a name that cannot be looked up; so is a `*.yaml` name in a directory that is not a regular
+    file. A file named twice is loaded once; more than `MAX_FILES` files is an error.
     """
     files: list[Path] = []
     errors: list[ManifestError] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = _directory_files(path)
-            if not found:
+    for given in paths:
+        if str(given) == "":
+            errors.append(ManifestError("", 1, 1, WHOLE, "an empty path names no manifest"))
+            continue
+        path = Path(given)
+        kind = _kind(path)
+        if kind == "directory":
+            before = len(errors)
+            found = _directory_files(path, errors)
+            if not found and len(errors) == before:
                 message = "no manifest files (*.yaml, *.yml) in this directory"
                 errors.append(ManifestError(str(path), 1, 1, WHOLE, message))
             files += found
-        elif path.exists():
+        elif kind == "file":
             files.append(path)
         else:
-            errors.append(ManifestError(str(path), 1, 1, WHOLE, "no such file or directory"))
+            errors.append(ManifestError(str(path), 1, 1, WHOLE, kind))
+        if len(files) > MAX_FILES:
+            message = f"more than {MAX_FILES} manifest files in one load"
+            errors.append(ManifestError(str(path), 1, 1, WHOLE, message))
+            return [], errors
     return _unique(files), errors
 
 
-def _directory_files(directory: Path) -> list[Path]:
-    found = [
-        path
-        for path in directory.rglob("*")
-        if path.suffix in SUFFIXES
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
-    ]
+def _kind(path: Path) -> str:
+    """ "file", "directory", or why the path names neither (symbolic links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ENOENT and os.path.lexists(path):
+            return "a broken symbolic link"
+        if error.errno == errno.ENOENT:
+            return "no such file or directory"
+        return f"cannot look it up: {error.strerror}"
+    except ValueError as error:  # an embedded NUL byte
+        return f"not a usable path: {error}"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISREG(mode):
+        return "file"
+    return f"not a regular file or a directory (a {_file_type(mode)})"
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def _directory_files(directory: Path, errors: list[ManifestError]) -> list[Path]:
+    """The `*.yaml`/`*.yml` files below `directory`; errors for such names that are not
+    regular files. Walks without following links to directories; stops past `MAX_FILES`."""
+    found: list[Path] = []
+
+    def unreadable(error: OSError) -> None:
+        where = error.filename if isinstance(error.filename, str) else str(directory)
+        message = f"cannot read the directory: {error.strerror}"
+        errors.append(ManifestError(where, 1, 1, WHOLE, message))
+
+    for root, directories, names in os.walk(directory, onerror=unreadable):
+        directories[:] = sorted(d for d in directories if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or not name.endswith(SUFFIXES):
+                continue
+            path = Path(root, name)
+            kind = _kind(path)
+            if kind == "file":
+                found.append(path)
+            elif kind != "directory":
+                errors.append(ManifestError(str(path), 1, 1, WHOLE, kind))
+            if len(found) > MAX_FILES:
+                return found
     return sorted(found, key=lambda path: path.relative_to(directory).parts)
 
 
@@ -120,6 +188,45 @@ def _unique(files: Iterable[Path]) -> list[Path]:
             seen.add(key)
             unique.append(path)
     return unique
+
+
+def _read(path: Path, allowance: int) -> tuple[str | None, int, ManifestError | None]:
+    """(text, bytes read, error) of one manifest file, reading at most its limit.
+
+    Opened without blocking (a FIFO swapped in after the listing does not hang the load) and
+    checked again once open: only a regular file is read."""
+    file = str(path)
+    limit = min(MAX_FILE_BYTES, max(allowance, 0))
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        return None, 0, ManifestError(file, 1, 1, WHOLE, f"cannot read the file: {error.strerror}")
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            message = f"not a regular file or a directory (a {_file_type(mode)})"
+            return None, 0, ManifestError(file, 1, 1, WHOLE, message)
+        with os.fdopen(descriptor, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+    except OSError as error:
+        return None, 0, ManifestError(file, 1, 1, WHOLE, f"cannot read the file: {error.strerror}")
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        which = (
+            f"larger than {MAX_FILE_BYTES} bytes"
+            if limit == MAX_FILE_BYTES
+            else f"over the limit of {MAX_TOTAL_BYTES} bytes for all files of one load"
+        )
+        return None, len(data), ManifestError(file, 1, 1, WHOLE, f"file too large: {which}")
+    try:
+        return data.decode("utf-8-sig"), len(data), None
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        byte = data[error.start]
+        message = f"not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"
+        return None, len(data), ManifestError(file, line, column, WHOLE, message)
 
 
 @dataclass
@@ -138,8 +245,9 @@ def parse_manifests(
 ) -> Manifests:
     """Validate manifests given as (file name, text) pairs; `errors` are reported with any new."""
     loaded = _Loaded(errors=list(errors))
+    budget = ReadBudget()
     for file, text in sources:
-        documents, read_errors = read_documents(file, text)
+        documents, read_errors = read_documents(file, text, budget)
         loaded.errors += read_errors
         for document in documents:
             _load_document(document, loaded)
@@ -170,7 +278,7 @@ def _load_document(document: Document, loaded: _Loaded) -> None:
     name = _raw_name(document)
     duplicate = name is not None and _is_duplicate(document, kind, name, loaded)
     try:
-        value = model.model_validate(to_plain(document.data))
+        value = model.model_validate(document.data, by_alias=True, by_name=False)
     except ValidationError as error:
         loaded.errors += [_pydantic_error(document, model, details) for details in error.errors()]
         if kind == "Host" and name is not None:
@@ -192,7 +300,7 @@ def _document_model(
     """The model for the document's apiVersion and kind; errors when either is unknown."""
     data = document.data
     if not isinstance(data, dict):
-        found = describe(to_plain(data))
+        found = describe(data)
         message = f"a manifest is a mapping with apiVersion, kind, metadata and spec, not {found}"
         errors.append(ManifestError(document.file, document.line, document.column, WHOLE, message))
         return None

@@ -179,7 +179,7 @@ class RegexRule(Model):
     """Keep managed snapshots whose full name matches (re.search)."""
 
 
-_RULE_KEYS = {"grid": "GridRule", "lastN": "LastNRule", "last_n": "LastNRule", "regex": "RegexRule"}
+_RULE_KEYS = {"grid": "GridRule", "lastN": "LastNRule", "regex": "RegexRule"}
 RULE_TAGS = frozenset(_RULE_KEYS.values())
 """Union tags that pydantic puts in error locations; the loader leaves them out of paths."""
 
@@ -202,7 +202,7 @@ def _check_rule_shape(value: Any) -> Any:
             "rule_type",
             f"a retention rule is a mapping with grid, lastN or regex, not {describe(value)}",
         )
-    keys = [key for key in ("grid", "lastN", "last_n", "regex") if key in value]
+    keys = [key for key in _RULE_KEYS if key in value]
     if not keys:
         raise invalid("rule_missing", "a retention rule needs exactly one of grid, lastN, regex")
     if len(keys) > 1:

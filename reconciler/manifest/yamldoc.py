@@ -1,83 +1,415 @@
 """YAML documents with positions: read a manifest file, find the line and column of any field.
 
-Owns `read_documents` (every document of one file, with YAML syntax errors and duplicate keys
-reported as `ManifestError`s), `locate` (the 1-based line and column of a field path inside a
-document, or of the deepest part of it that exists), `format_path` (`spec.keep[0].grid`) and
-`to_plain` (ruamel's round-trip values as plain dicts, lists and scalars, for pydantic).
-Called by `reconciler.manifest.loader`.
+Owns `read_documents` (every document of one file as plain dicts, lists and scalars, with YAML
+syntax errors, duplicate keys and breached limits reported as `ManifestError`s), `ReadBudget`
+(what a load has used of the limits that span files), `locate` (the 1-based line and column of
+a field path inside a document, or of the deepest part of it that exists) and `format_path`
+(`spec.keep[0].grid`). Called by `reconciler.manifest.loader`.
 
-Positions come from ruamel.yaml's round-trip loader (`CommentedMap.lc`, `CommentedSeq.lc`)
-and, for duplicate keys, from the composed node tree; both count from the start of the file.
+Documents are built here from libyaml's event stream (ruamel.yaml.clib's `CParser`): the parser
+is a state machine in C, about thirty times faster than a pure-Python loader, and building from
+events needs no recursion, so that every limit of `limits.py` (documents, nesting depth, alias
+expansion) is checked as the events arrive, before anything grows. Positions count from the
+start of the file.
+
+What a document may hold: mappings with string keys, sequences and scalars. Plain scalars are
+resolved by the YAML 1.2 core schema (`true`/`false`, `null`/`~`/empty, decimal, `0o` and `0x`
+integers, floats with `.inf` and `.nan`; everything else, `yes` and `2026-01-01` included, is a
+string); quoted and block scalars are strings. The tags `!!str`, `!!int`, `!!float`, `!!bool`,
+`!!null`, `!!map`, `!!seq` and `!` are understood; any other tag (`!!pairs`, `!!binary`,
+`!custom`, ...), a key that is a mapping or a sequence, a key that is not a string, and an alias
+to an anchor that is not complete are errors. Anchors, aliases and merge keys (`<<: *base`) work
+as in YAML; an alias shares its anchor's value (nothing is copied) and counts, for the limit,
+as many nodes as its anchor holds. A document with an error is reported and left out; a syntax
+error ends the file (later documents cannot be found reliably).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # from ruamel.yaml.clib
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from ruamel.yaml.reader import ReaderError
 
 from reconciler.manifest.errors import ManifestError
+from reconciler.manifest.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS
 
 WHOLE = "-"
 """The field path of an error about a whole document or file."""
 
+FieldPath = tuple[str | int, ...]
+Position = tuple[int, int]  # 0-based line and column
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_CORE = "tag:yaml.org,2002:"
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False}
+_BOOLS["FALSE"] = False
+_INT = re.compile(r"[-+]?[0-9]+")
+_INT_BASED = re.compile(r"0o([0-7]+)|0x([0-9a-fA-F]+)")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_FLOAT_SPECIAL = {".inf": "inf", ".Inf": "inf", ".INF": "inf", ".nan": "nan", ".NaN": "nan"}
+_FLOAT_SPECIAL |= {".NAN": "nan"}
+_MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
+_MAX_NUMBER_DIGITS = 100
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One non-empty YAML document: round-trip data and where it starts (1-based)."""
+    """One non-empty YAML document: plain data, where it starts (1-based) and where its parts
+    are (0-based `Position`s by field path: the value's, and for mapping entries the key's)."""
 
     file: str
     data: Any
     line: int
     column: int
+    values: dict[FieldPath, Position] = field(default_factory=dict, repr=False)
+    keys: dict[FieldPath, Position] = field(default_factory=dict, repr=False)
 
 
-def read_documents(file: str, text: str) -> tuple[list[Document], list[ManifestError]]:
-    """The non-empty documents of `text`, and the errors found while reading it.
+@dataclass(slots=True)
+class ReadBudget:
+    """What one load has used so far of the limits that span its files."""
 
-    A syntax error ends the file (later documents cannot be found reliably); a document with
-    duplicate keys is reported (every duplicate) and left out, and reading goes on.
-    """
-    documents: list[Document] = []
-    errors: list[ManifestError] = []
-    constructor, parser = YAML(typ="rt").get_constructor_parser(text)
+    documents: int = 0
+    alias_nodes: int = 0
+
+
+class _Stop(Exception):
+    """The rest of the file is not read (the error is already recorded)."""
+
+
+class _Skip(Exception):
+    """The rest of the document is not built (the error is already recorded)."""
+
+
+class _Undefined:
+    """The state of a mapping that waits for its next key."""
+
+
+_NO_KEY = _Undefined()
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A mapping or sequence being built."""
+
+    container: dict[str, Any] | list[Any]
+    path: FieldPath
+    anchor: str | None
+    size: int = 1
+    key: Any = _NO_KEY
+    key_position: Position = (0, 0)
+    key_plain: bool = False
+    merges: list[tuple[Any, Position]] = field(default_factory=list)
+
+
+def read_documents(
+    file: str, text: str, budget: ReadBudget | None = None
+) -> tuple[list[Document], list[ManifestError]]:
+    """The non-empty documents of `text`, and the errors found while reading it."""
+    reader = _Reader(file, budget if budget is not None else ReadBudget())
+    parser = CParser(text)
     try:
-        while constructor.check_data():
-            node = constructor.composer.get_node()
-            duplicates = list(_duplicate_keys(file, node, (), set()))
-            if duplicates:
-                errors += duplicates
-                continue
-            document = _construct(file, constructor, node)
-            if isinstance(document, ManifestError):
-                errors.append(document)
-            elif document.data is not None:
-                documents.append(document)
+        while parser.check_event():
+            reader.feed(parser.get_event())
+    except _Stop:
+        pass
     except MarkedYAMLError as error:
-        errors.append(_syntax_error(file, error))
+        reader.errors.append(_syntax_error(file, error))
+    except ReaderError as error:
+        reader.errors.append(_reader_error(file, text, error))
+    except YAMLError as error:
+        reader.errors.append(ManifestError(file, 1, 1, WHOLE, f"invalid YAML: {error}"))
     finally:
         parser.dispose()
-    return documents, errors
+    return reader.documents, reader.errors
 
 
-def _construct(file: str, constructor: Any, node: Node) -> Document | ManifestError:
-    line, column = node.start_mark.line + 1, node.start_mark.column + 1
-    try:
-        data = constructor.construct_document(node)
-    except MarkedYAMLError as error:
-        return _syntax_error(file, error)
-    except ValueError as error:  # e.g. `!!int x`
-        return ManifestError(file, line, column, WHOLE, f"invalid YAML value: {error}")
-    return Document(file, data, line, column)
+class _Reader:
+    """Builds documents from events, one at a time, under the limits."""
+
+    def __init__(self, file: str, budget: ReadBudget) -> None:
+        self.file = file
+        self.budget = budget
+        self.documents: list[Document] = []
+        self.errors: list[ManifestError] = []
+        self._start_document()
+
+    def _start_document(self) -> None:
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.root: Any = None
+        self.root_position: Position = (0, 0)
+        self.values: dict[FieldPath, Position] = {}
+        self.keys: dict[FieldPath, Position] = {}
+        self.skipping = False
+        self.faulty = False
+
+    def feed(self, event: Event) -> None:
+        if isinstance(event, DocumentStartEvent):
+            self._start_document()
+            self.budget.documents += 1
+            if self.budget.documents > MAX_DOCUMENTS:
+                self._error(event, WHOLE, f"more than {MAX_DOCUMENTS} documents in one load")
+                raise _Stop
+            return
+        if isinstance(event, DocumentEndEvent):
+            if not self.faulty and self.root is not None:
+                line, column = self.root_position
+                document = Document(
+                    self.file, self.root, line + 1, column + 1, self.values, self.keys
+                )
+                self.documents.append(document)
+            return
+        if self.skipping:
+            return
+        try:
+            self._node(event)
+        except _Skip:
+            self.skipping = self.faulty = True
+
+    def _node(self, event: Event) -> None:
+        if isinstance(event, ScalarEvent):
+            self._add(_scalar(self, event), _position(event), 1, event.anchor, _is_plain(event))
+        elif isinstance(event, AliasEvent):
+            self._alias(event)
+        elif isinstance(event, MappingStartEvent | SequenceStartEvent):
+            self._open(event)
+        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            self._close()
+
+    def _open(self, event: MappingStartEvent | SequenceStartEvent) -> None:
+        is_mapping = isinstance(event, MappingStartEvent)
+        allowed = (None, "!", _CORE + ("map" if is_mapping else "seq"))
+        if event.tag not in allowed:
+            self._fatal(event, f"unsupported YAML tag {_tag_text(event.tag)}")
+        if self.stack and self._expects_key():
+            what = "mapping" if is_mapping else "sequence"
+            self._fatal(event, f"a mapping key must be a string, not a {what}")
+        if len(self.stack) >= MAX_DEPTH:
+            self._fatal(event, f"nested more than {MAX_DEPTH} levels deep")
+        path = self._child_path()
+        position = _position(event)
+        if self.stack:
+            self._record(path, position, value_is_null=False)
+        else:
+            self.root_position = position
+        container: dict[str, Any] | list[Any] = {} if is_mapping else []
+        self.stack.append(_Frame(container, path, event.anchor))
+
+    def _close(self) -> None:
+        frame = self.stack.pop()
+        if isinstance(frame.container, dict):
+            self._merge(frame)
+        self._place(frame.container, frame.size, frame.anchor)
+
+    def _alias(self, event: AliasEvent) -> None:
+        anchored = self.anchors.get(event.anchor)
+        if anchored is None:
+            self._fatal(
+                event,
+                f"alias *{event.anchor} names no complete anchor (undefined, or inside itself)",
+            )
+        value, size = anchored
+        self.budget.alias_nodes += size
+        if self.budget.alias_nodes > MAX_ALIAS_NODES:
+            self._fatal(
+                event,
+                f"aliases expand to more than {MAX_ALIAS_NODES} nodes in one load",
+            )
+        self._add(value, _position(event), size, None, False)
+
+    def _add(
+        self, value: Any, position: Position, size: int, anchor: str | None, plain: bool
+    ) -> None:
+        """A scalar or an alias: a key of the mapping on top, or a value."""
+        if self.stack and self._expects_key():
+            if not isinstance(value, str):
+                self._fatal_at(position, f"a mapping key must be a string, not {_describe(value)}")
+            frame = self.stack[-1]
+            frame.key, frame.key_position, frame.key_plain = value, position, plain
+            if anchor is not None:
+                self.anchors[anchor] = (value, 1)
+            return
+        path = self._child_path()
+        if self.stack:
+            self._record(path, position, value_is_null=value is None)
+        else:
+            self.root_position = position
+        self._place(value, size, anchor)
+
+    def _place(self, value: Any, size: int, anchor: str | None) -> None:
+        if anchor is not None:
+            self.anchors[anchor] = (value, size)
+        if not self.stack:
+            self.root = value
+            return
+        frame = self.stack[-1]
+        frame.size += size
+        if isinstance(frame.container, list):
+            frame.container.append(value)
+            return
+        key, frame.key = frame.key, _NO_KEY
+        if key == "<<" and frame.key_plain:
+            frame.merges.append((value, frame.key_position))
+        elif key in frame.container:
+            self._duplicate(frame, key)
+        else:
+            frame.container[key] = value
+
+    def _merge(self, frame: _Frame) -> None:
+        """`<<: *a` or `<<: [*a, *b]`: keys of the mapping itself win, then earlier merges."""
+        assert isinstance(frame.container, dict)
+        for value, position in frame.merges:
+            sources = value if isinstance(value, list) else [value]
+            if not all(isinstance(source, dict) for source in sources):
+                message = "a merge key (<<) takes a mapping or a list of mappings"
+                self._fatal_at(position, message)
+            for source in sources:
+                for key, item in source.items():
+                    frame.container.setdefault(key, item)
+
+    def _duplicate(self, frame: _Frame, key: str) -> None:
+        """Reported with its first occurrence; the document is left out, reading goes on."""
+        path = (*frame.path, key)
+        line, column = self.keys[path]
+        message = f"duplicate key {key!r} (first at line {line + 1}, column {column + 1})"
+        here_line, here_column = frame.key_position
+        self.errors.append(
+            ManifestError(self.file, here_line + 1, here_column + 1, format_path(path), message)
+        )
+        self.faulty = True
+
+    def _expects_key(self) -> bool:
+        frame = self.stack[-1]
+        return isinstance(frame.container, dict) and frame.key is _NO_KEY
+
+    def _child_path(self) -> FieldPath:
+        if not self.stack:
+            return ()
+        frame = self.stack[-1]
+        if isinstance(frame.container, list):
+            return (*frame.path, len(frame.container))
+        return (*frame.path, frame.key)
+
+    def _error_path(self) -> FieldPath:
+        """The path of the node being read, or of its mapping while a key is awaited."""
+        if self.stack and self._expects_key():
+            return self.stack[-1].path
+        return self._child_path()
+
+    def _record(self, path: FieldPath, position: Position, value_is_null: bool) -> None:
+        """Where the value at `path` is; an empty value has no position of its own: its key's."""
+        frame = self.stack[-1]
+        if isinstance(frame.container, dict):
+            if (frame.key == "<<" and frame.key_plain) or frame.key in frame.container:
+                return  # merged or duplicate: keep the first position
+            self.keys[path] = frame.key_position
+            self.values[path] = frame.key_position if value_is_null else position
+        else:
+            self.values[path] = position
+
+    def _error(self, event: Event, path: str, message: str) -> None:
+        line, column = _position(event)
+        self.errors.append(ManifestError(self.file, line + 1, column + 1, path, message))
+
+    def _fatal(self, event: Event, message: str) -> NoReturn:
+        self._fatal_at(_position(event), message)
+
+    def _fatal_at(self, position: Position, message: str) -> NoReturn:
+        path = format_path(self._error_path())
+        line, column = position
+        self.errors.append(ManifestError(self.file, line + 1, column + 1, path, message))
+        raise _Skip
+
+
+def _position(event: Event) -> Position:
+    mark = event.start_mark
+    return (mark.line, mark.column) if mark is not None else (0, 0)
+
+
+def _is_plain(event: ScalarEvent) -> bool:
+    return bool(event.implicit[0]) and event.tag is None
+
+
+def _scalar(reader: _Reader, event: ScalarEvent) -> Any:
+    """The value of a scalar by the YAML 1.2 core schema, or an error for what it cannot be."""
+    value: str = event.value
+    tag = event.tag
+    if tag is None:
+        return _resolve(value) if event.implicit[0] else value
+    if tag in ("!", _CORE + "str"):
+        return value
+    kind = tag[len(_CORE) :] if tag.startswith(_CORE) else None
+    resolved = _resolve(value)
+    if kind == "null" and resolved is None:
+        return None
+    if kind == "bool" and isinstance(resolved, bool):
+        return resolved
+    if kind == "int" and type(resolved) is int:
+        return resolved
+    if kind == "float" and type(resolved) in (int, float):
+        return float(resolved)
+    if kind in ("null", "bool", "int", "float"):
+        return reader._fatal(event, f"{_tag_text(tag)} {value!r} is not a valid {kind}")
+    return reader._fatal(event, f"unsupported YAML tag {_tag_text(tag)}")
+
+
+def _resolve(value: str) -> Any:
+    if value and value[0] not in _MAYBE_NOT_STRING:
+        return value
+    if value in _NULLS:
+        return None
+    boolean = _BOOLS.get(value)
+    if boolean is not None:
+        return boolean
+    if len(value) > _MAX_NUMBER_DIGITS:
+        return value
+    if _INT.fullmatch(value):
+        return int(value)
+    based = _INT_BASED.fullmatch(value)
+    if based:
+        octal, hexadecimal = based.groups()
+        return int(octal, 8) if octal is not None else int(hexadecimal, 16)
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    sign = value[0] if value[0] in "+-" else ""
+    special = _FLOAT_SPECIAL.get(value[len(sign) :])
+    if special == "inf" or (special == "nan" and not sign):
+        return float(sign + special)
+    return value
+
+
+def _tag_text(tag: str | None) -> str:
+    if tag is None:
+        return "(none)"
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def _syntax_error(file: str, error: MarkedYAMLError) -> ManifestError:
@@ -90,34 +422,22 @@ def _syntax_error(file: str, error: MarkedYAMLError) -> ManifestError:
     return ManifestError(file, line, column, WHOLE, message)
 
 
-def _duplicate_keys(
-    file: str, node: Node, path: tuple[str | int, ...], seen: set[int]
-) -> Iterator[ManifestError]:
-    """Every key that repeats an earlier key of the same mapping, depth first."""
-    if id(node) in seen:  # an alias to a node already visited
-        return
-    seen.add(id(node))
-    if isinstance(node, SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(file, item, (*path, index), seen)
-    if not isinstance(node, MappingNode):
-        return
-    first: dict[tuple[str, str], Node] = {}
-    for key, value in node.value:
-        if not isinstance(key, ScalarNode) or key.value == "<<":
-            continue
-        identity = (str(key.tag), key.value)
-        if identity in first:
-            mark, earlier = key.start_mark, first[identity].start_mark
-            message = (
-                f"duplicate key {key.value!r} "
-                f"(first at line {earlier.line + 1}, column {earlier.column + 1})"
-            )
-            where = format_path((*path, key.value))
-            yield ManifestError(file, mark.line + 1, mark.column + 1, where, message)
-            continue
-        first[identity] = key
-        yield from _duplicate_keys(file, value, (*path, key.value), seen)
+def _reader_error(file: str, text: str, error: ReaderError) -> ManifestError:
+    """A character YAML does not allow (control characters, NUL): where it is, and which."""
+    offset = getattr(error, "position", 0)
+    offset = offset if isinstance(offset, int) and offset > 0 else 0
+    before = text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "ignore")
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    character = getattr(error, "character", None)
+    if isinstance(character, int):
+        what = f"#x{character:04x}"
+    elif isinstance(character, str) and character:
+        what = f"#x{ord(character[0]):04x}"
+    else:
+        what = "a character"
+    reason = getattr(error, "reason", None) or "special characters are not allowed"
+    return ManifestError(file, line, column, WHOLE, f"invalid YAML: {what}: {reason}")
 
 
 def locate(document: Document, path: Sequence[str | int], at_key: bool = False) -> tuple[int, int]:
@@ -126,39 +446,15 @@ def locate(document: Document, path: Sequence[str | int], at_key: bool = False) 
     A missing field is located at the mapping that lacks it; with `at_key`, the last element
     of the path is located at its key instead of its value.
     """
-    node = document.data
-    position = _start(node) or (document.line - 1, document.column - 1)
-    for depth, part in enumerate(path):
-        last = depth == len(path) - 1
-        step = _step(node, part, at_key and last)
-        if step is None:
+    position = document.values.get((), (document.line - 1, document.column - 1))
+    for depth in range(1, len(path) + 1):
+        prefix = tuple(path[:depth])
+        found = document.values.get(prefix)
+        if found is None:
             break
-        node, position = step
+        key = document.keys.get(prefix)
+        position = key if at_key and depth == len(path) and key is not None else found
     return position[0] + 1, position[1] + 1
-
-
-def _start(node: Any) -> tuple[int, int] | None:
-    lc = getattr(node, "lc", None)
-    if lc is None or lc.line is None:
-        return None
-    return lc.line, lc.col
-
-
-def _step(node: Any, part: str | int, at_key: bool) -> tuple[Any, tuple[int, int]] | None:
-    """The child at `part` and its position, or None when it does not exist."""
-    try:
-        if isinstance(node, CommentedMap) and part in node:
-            child = node[part]
-            use_key = at_key or child is None  # an empty value has no position of its own
-            key_line, key_col = node.lc.key(part)
-            line, column = (key_line, key_col) if use_key else node.lc.value(part)
-            return child, (line, column)
-        if isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line, column = node.lc.item(part)
-            return node[part], (line, column)
-    except (AttributeError, KeyError, TypeError):  # merged keys carry no position of their own
-        return None
-    return None
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -173,19 +469,3 @@ def format_path(path: Sequence[str | int]) -> str:
             escaped = part.replace("\\", "\\\\").replace('"', '\\"')
             text += f'["{escaped}"]'
     return text or WHOLE
-
-
-def to_plain(value: Any) -> Any:
-    """Round-trip data as plain dicts, lists, str, int, float and bool (for validation)."""
-    if isinstance(value, dict):
-        return {to_plain(key): to_plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [to_plain(item) for item in value]
-    if isinstance(value, ScalarBoolean):  # an anchored boolean
-        return bool(value)
-    if isinstance(value, bool) or value is None:
-        return value
-    for plain in (str, int, float):
-        if isinstance(value, plain):
-            return plain(value)
-    return value
