@@ -112,7 +112,8 @@ class _Frame:
     container: dict[str, Any] | list[Any]
     path: FieldPath
     anchor: str | None
-    size: int = 1
+    size: int = 1  # nodes, each alias counted as a copy of its anchor
+    height: int = 1  # levels of collections, itself included
     key: Any = _NO_KEY
     key_position: Position = (0, 0)
     key_plain: bool = False
@@ -153,7 +154,7 @@ class _Reader:
 
     def _start_document(self) -> None:
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors: dict[str, tuple[Any, int, int]] = {}  # value, size, height
         self.root: Any = None
         self.root_position: Position = (0, 0)
         self.values: dict[FieldPath, Position] = {}
@@ -162,6 +163,12 @@ class _Reader:
         self.faulty = False
 
     def feed(self, event: Event) -> None:
+        if type(event) is ScalarEvent and not self.skipping:  # the most common event first
+            try:
+                self._scalar_event(event)
+            except _Skip:
+                self.skipping = self.faulty = True
+            return
         if isinstance(event, DocumentStartEvent):
             self._start_document()
             self.budget.documents += 1
@@ -186,13 +193,49 @@ class _Reader:
 
     def _node(self, event: Event) -> None:
         if isinstance(event, ScalarEvent):
-            self._add(_scalar(self, event), _position(event), 1, event.anchor, _is_plain(event))
+            self._scalar_event(event)
         elif isinstance(event, AliasEvent):
             self._alias(event)
         elif isinstance(event, MappingStartEvent | SequenceStartEvent):
             self._open(event)
         elif isinstance(event, MappingEndEvent | SequenceEndEvent):
             self._close()
+
+    def _scalar_event(self, event: ScalarEvent) -> None:
+        """A scalar; the common cases (a key, a value of a new key, a list item, no anchor)
+        inline what `_add` does: most events of a manifest are such scalars."""
+        value = event.value
+        plain = event.tag is None and bool(event.implicit[0])
+        if event.tag is not None:
+            value = _scalar(self, event)
+        elif plain and (not value or value[0] in _MAYBE_NOT_STRING):
+            value = _resolve(value)
+        mark = event.start_mark
+        position = (mark.line, mark.column)
+        if not self.stack or event.anchor is not None:
+            self._add(value, position, 1, event.anchor, plain)
+            return
+        frame = self.stack[-1]
+        container = frame.container
+        if type(container) is list:
+            path = (*frame.path, len(container))
+            self.values[path] = position
+            container.append(value)
+            frame.size += 1
+            return
+        key = frame.key
+        if key is _NO_KEY and type(value) is str:
+            frame.key, frame.key_position, frame.key_plain = value, position, plain
+            return
+        if key is _NO_KEY or (key == "<<" and frame.key_plain) or key in container:
+            self._add(value, position, 1, None, plain)
+            return
+        path = (*frame.path, key)
+        self.keys[path] = frame.key_position
+        self.values[path] = frame.key_position if value is None else position
+        container[key] = value
+        frame.key = _NO_KEY
+        frame.size += 1
 
     def _open(self, event: MappingStartEvent | SequenceStartEvent) -> None:
         is_mapping = isinstance(event, MappingStartEvent)
@@ -202,8 +245,12 @@ class _Reader:
         if self.stack and self._expects_key():
             what = "mapping" if is_mapping else "sequence"
             self._fatal(event, f"a mapping key must be a string, not a {what}")
-        if len(self.stack) >= MAX_DEPTH:
-            self._fatal(event, f"nested more than {MAX_DEPTH} levels deep")
+        if len(self.stack) >= MAX_DEPTH:  # the rest of the file is not even parsed: libyaml
+            # keeps a possible simple key per flow level, so reading deeper costs O(depth²)
+            self._error(
+                event, format_path(self._child_path()), f"nested more than {MAX_DEPTH} levels deep"
+            )
+            raise _Stop
         path = self._child_path()
         position = _position(event)
         if self.stack:
@@ -217,7 +264,7 @@ class _Reader:
         frame = self.stack.pop()
         if isinstance(frame.container, dict):
             self._merge(frame)
-        self._place(frame.container, frame.size, frame.anchor)
+        self._place(frame.container, frame.size, frame.anchor, frame.height)
 
     def _alias(self, event: AliasEvent) -> None:
         anchored = self.anchors.get(event.anchor)
@@ -226,17 +273,27 @@ class _Reader:
                 event,
                 f"alias *{event.anchor} names no complete anchor (undefined, or inside itself)",
             )
-        value, size = anchored
+        value, size, height = anchored
+        if len(self.stack) + height > MAX_DEPTH:
+            self._fatal(
+                event, f"nested more than {MAX_DEPTH} levels deep (through *{event.anchor})"
+            )
         self.budget.alias_nodes += size
         if self.budget.alias_nodes > MAX_ALIAS_NODES:
             self._fatal(
                 event,
                 f"aliases expand to more than {MAX_ALIAS_NODES} nodes in one load",
             )
-        self._add(value, _position(event), size, None, False)
+        self._add(value, _position(event), size, None, False, height)
 
     def _add(
-        self, value: Any, position: Position, size: int, anchor: str | None, plain: bool
+        self,
+        value: Any,
+        position: Position,
+        size: int,
+        anchor: str | None,
+        plain: bool,
+        height: int = 0,
     ) -> None:
         """A scalar or an alias: a key of the mapping on top, or a value."""
         if self.stack and self._expects_key():
@@ -245,23 +302,24 @@ class _Reader:
             frame = self.stack[-1]
             frame.key, frame.key_position, frame.key_plain = value, position, plain
             if anchor is not None:
-                self.anchors[anchor] = (value, 1)
+                self.anchors[anchor] = (value, 1, 0)
             return
         path = self._child_path()
         if self.stack:
             self._record(path, position, value_is_null=value is None)
         else:
             self.root_position = position
-        self._place(value, size, anchor)
+        self._place(value, size, anchor, height)
 
-    def _place(self, value: Any, size: int, anchor: str | None) -> None:
+    def _place(self, value: Any, size: int, anchor: str | None, height: int = 0) -> None:
         if anchor is not None:
-            self.anchors[anchor] = (value, size)
+            self.anchors[anchor] = (value, size, height)
         if not self.stack:
             self.root = value
             return
         frame = self.stack[-1]
         frame.size += size
+        frame.height = max(frame.height, height + 1)
         if isinstance(frame.container, list):
             frame.container.append(value)
             return
