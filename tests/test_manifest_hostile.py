@@ -55,9 +55,12 @@ def file_errors(paths: list[str | Path]) -> list[str]:
         ("? [a, b]\n: 1\n", "m.yaml:4:3: -: a mapping key must be a string, not a sequence"),
         ("? {a: 1}\n: 1\n", "m.yaml:4:3: -: a mapping key must be a string, not a mapping"),
         ("1: x\n", "m.yaml:4:1: -: a mapping key must be a string, not the number 1"),
-        ("spec: {true: x}\n", "m.yaml:4:8: spec: a mapping key must be a string, not the boolean true"),
-        ("x: *nowhere\n", "m.yaml:4:4: x: alias *nowhere names no complete anchor (undefined, or inside itself)"),
-        ("x: &a [*a]\n", "m.yaml:4:8: x[0]: alias *a names no complete anchor (undefined, or inside itself)"),
+        ("spec: {true: x}\n", "m.yaml:4:8: spec: a mapping key must be a string, not the boolean"
+         " true"),
+        ("x: *nowhere\n", "m.yaml:4:4: x: alias *nowhere names no complete anchor"
+         " (undefined, or inside itself)"),
+        ("x: &a [*a]\n", "m.yaml:4:8: x[0]: alias *a names no complete anchor"
+         " (undefined, or inside itself)"),
         ("x: {<<: [1]}\n", "m.yaml:4:5: x: a merge key (<<) takes a mapping or a list of mappings"),
     ],
 )  # fmt: skip
@@ -171,6 +174,13 @@ def test_the_document_limit_counts_every_file_of_a_load() -> None:
     (error,) = caught.value.errors
     assert error.file == "b.yaml"
     assert error.message == f"more than {limits.MAX_DOCUMENTS} documents in one load"
+
+
+def test_the_node_limit_bounds_the_reading_time() -> None:
+    text = "x: [" + "a, " * limits.MAX_NODES + "]\n"  # 1.5 MB, under the size limits
+    (error,) = errors(text)
+    column = 5 + 3 * (limits.MAX_NODES - 3)  # the document's mapping, x and the list count too
+    assert error == f"m.yaml:1:{column}: -: more than {limits.MAX_NODES} YAML nodes in one load"
 
 
 def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
@@ -295,18 +305,30 @@ def test_one_line_escapes_exactly_what_breaks_a_line() -> None:
 # --- snake_case is not camelCase --------------------------------------------------------------
 
 
+def target(fields: str) -> str:
+    """The policy with one target that has `fields` besides name, host and root."""
+    extra = f"  replication: [{{name: a, host: nas, root: b/c, {fields}}}]"
+    return POLICY.replace("snapshots: {prefix: zr_}", "snapshots: {prefix: zr_}\n" + extra)
+
+
 @pytest.mark.parametrize(
     ("document", "field"),
     [
         (HOST + "spec: {transport: local, zfs_command: [zfs]}\n", "spec.zfs_command"),
-        (HOST + "spec: {transport: ssh, ssh: {host: h, identity_file: k}}\n", "spec.ssh.identity_file"),
-        (POLICY.replace("snapshots: {prefix: zr_}", "snapshots: {prefix: zr_}\n  replication: [{name: a, host: nas, root: b/c, initial_replication: all}]"), "spec.replication[0].initial_replication"),
-        (POLICY.replace("snapshots: {prefix: zr_}", "snapshots: {prefix: zr_}\n  replication: [{name: a, host: nas, root: b/c, receive: {allow_rollback: true}}]"), "spec.replication[0].receive.allow_rollback"),
-        (POLICY.replace("snapshots: {prefix: zr_}", "snapshots: {prefix: zr_}\n  replication: [{name: a, host: nas, root: b/c, send: {large_blocks: true}}]"), "spec.replication[0].send.large_blocks"),
-        (POLICY.replace("snapshots: {prefix: zr_}", "snapshots: {prefix: zr_}\n  replication: [{name: a, host: nas, root: b/c, receive: {allow_full_resync: true}}]"), "spec.replication[0].receive.allow_full_resync"),
+        (
+            HOST + "spec: {transport: ssh, ssh: {host: h, identity_file: k}}\n",
+            "spec.ssh.identity_file",
+        ),
+        (target("initial_replication: all"), "spec.replication[0].initial_replication"),
+        (target("receive: {allow_rollback: true}"), "spec.replication[0].receive.allow_rollback"),
+        (target("send: {large_blocks: true}"), "spec.replication[0].send.large_blocks"),
+        (
+            target("receive: {allow_full_resync: true}"),
+            "spec.replication[0].receive.allow_full_resync",
+        ),
         (POLICY.replace("kind: Policy", "kind: Policy\napi_version: x"), "api_version"),
     ],
-)  # fmt: skip
+)
 def test_snake_case_spellings_are_unknown_fields(document: str, field: str) -> None:
     text = (HOST + "spec: {transport: local}\n---\n" if "Policy" in document else "") + document
     assert any(f": {field}: unknown field" in line for line in errors(text)), errors(text)

@@ -25,6 +25,10 @@ MAX_FILES = 10_000
 MAX_DOCUMENTS = 10_000
 """YAML documents of one load, empty ones included."""
 
+MAX_NODES = 500_000
+"""YAML nodes (scalars, mappings, sequences, aliases) as written in all files of one load: what
+bounds the reading time (a 1 MB manifest set has about 140,000; the limit reads in ~2 s)."""
+
 MAX_DEPTH = 32
 """Nesting of mappings and sequences inside one document (a manifest needs 7)."""
 

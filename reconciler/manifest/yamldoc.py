@@ -9,7 +9,7 @@ a field path inside a document, or of the deepest part of it that exists) and `f
 Documents are built here from libyaml's event stream (ruamel.yaml.clib's `CParser`): the parser
 is a state machine in C, about thirty times faster than a pure-Python loader, and building from
 events needs no recursion, so that every limit of `limits.py` (documents, nesting depth, alias
-expansion) is checked as the events arrive, before anything grows. Positions count from the
+expansion, nodes) is checked as the events arrive, before anything grows. Positions count from the
 start of the file.
 
 What a document may hold: mappings with string keys, sequences and scalars. Plain scalars are
@@ -47,7 +47,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.reader import ReaderError
 
 from reconciler.manifest.errors import ManifestError
-from reconciler.manifest.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS
+from reconciler.manifest.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES
 
 WHOLE = "-"
 """The field path of an error about a whole document or file."""
@@ -67,6 +67,7 @@ _FLOAT_SPECIAL = {".inf": "inf", ".Inf": "inf", ".INF": "inf", ".nan": "nan", ".
 _FLOAT_SPECIAL |= {".NAN": "nan"}
 _MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
 _MAX_NUMBER_DIGITS = 100
+_NODE_EVENTS = frozenset({ScalarEvent, AliasEvent, MappingStartEvent, SequenceStartEvent})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class ReadBudget:
     """What one load has used so far of the limits that span its files."""
 
     documents: int = 0
+    nodes: int = 0
     alias_nodes: int = 0
 
 
@@ -163,6 +165,11 @@ class _Reader:
         self.faulty = False
 
     def feed(self, event: Event) -> None:
+        if type(event) in _NODE_EVENTS:
+            self.budget.nodes += 1
+            if self.budget.nodes > MAX_NODES:
+                self._error(event, WHOLE, f"more than {MAX_NODES} YAML nodes in one load")
+                raise _Stop
         if type(event) is ScalarEvent and not self.skipping:  # the most common event first
             try:
                 self._scalar_event(event)
