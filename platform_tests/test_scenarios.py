@@ -469,8 +469,9 @@ def test_retention_never_destroys_the_newest_common_snapshot_while_the_target_is
     s.write(data, 256 << 10)
     s.at(15)
     offline = s.reconcile()
-    assert offline.code == 0, offline.stdout + offline.stderr
+    assert offline.code == 1, offline.stdout + offline.stderr  # the unobserved host is an error
     assert [n["kind"] for n in offline.notices()][:1] == ["host_unreachable"]
+    assert [u["host"] for u in offline.plan()["unobserved_hosts"]] == ["dst"]
     assert offline.of_kind("destroy") == []
     kept = s.guids("src", data)
     assert (list(kept), kept[stamp(0)]) == ([stamp(0), stamp(15)], common)
@@ -486,6 +487,52 @@ def test_retention_never_destroys_the_newest_common_snapshot_while_the_target_is
     assert target[stamp(0)] == common
     assert list(source) == [stamp(30)]  # now retention prunes: the common one is @30
     assert_same_guids(source, {stamp(30): target[stamp(30)]})
+
+
+BROKEN_HOST = """\
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Host
+metadata: {name: broken}
+spec: {transport: local, zfsCommand: [/nonexistent/zfs]}
+---
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Policy
+metadata: {name: media}
+spec:
+  source: {host: broken, filesystems: {"{src}/media<": true}}
+  snapshots: {prefix: zr_, interval: 15m}
+"""
+
+
+def test_a_host_whose_zfs_cannot_run_exits_one_in_every_mode_while_the_others_proceed(
+    s: Scenario,
+) -> None:
+    # host `broken` (policy media) cannot run its zfsCommand; src and dst (policy data) are real
+    data = f"{s.src}/data"
+    s.create(data)
+    s.policy(policy())
+    s.policy(BROKEN_HOST, name="broken.yaml")
+    s.at(0)
+    for flags in ((), ("--detailed-exitcode",)):  # 1 even where changes are pending (2)
+        dry = s.reconcile("--dry-run", *flags)
+        assert dry.code == 1, dry.stdout + dry.stderr
+        (unobserved,) = dry.plan()["unobserved_hosts"]
+        assert unobserved["host"] == "broken" and "/nonexistent/zfs" in unobserved["error"]
+        assert [(n["kind"], n["host"], n["policy"]) for n in dry.notices()] == [
+            ("host_unreachable", "broken", "media")
+        ]
+        assert set(dry.kinds()) >= {"snapshot", "send"}  # policy data is planned
+        assert {a["policy"] for a in dry.actions()} == {"data"}
+    applied = s.reconcile()
+    assert applied.code == 1, applied.stdout + applied.stderr
+    assert set(applied.statuses()) == {"ok"}
+    source, target = s.replicated(data)
+    assert list(source) == [stamp(0)] and list(target) == [stamp(0)]  # data went on
+    assert_same_guids(source, target)
+    text = s.reconcile("--dry-run", "--detailed-exitcode", output="text")
+    assert text.code == 1, text.stdout
+    assert "host_unreachable: broken (policy media): source host broken" in text.stdout
+    assert text.stdout.splitlines()[-1] == "No changes, 1 host not observed."
 
 
 def test_foreign_snapshots_bookmarks_and_holds_survive_passes_with_retention(

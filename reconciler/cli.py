@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from loguru import logger
 
@@ -49,9 +49,10 @@ from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
 from reconciler.core.render import dump_plan_json, plan_to_json, render_text
-from reconciler.core.state import HostState, Observed
+from reconciler.core.state import Observed
 from reconciler.core.status import render_status_text, status_report, status_to_json
 from reconciler.manifest.durations import format_duration, parse_duration
+from reconciler.manifest.errors import one_line
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
 from reconciler.manifest.schema import schema_text
@@ -63,6 +64,7 @@ from reconciler.zfs.port import ZFS
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2
+EXIT_USAGE = 2  # argparse's code for a usage error
 SUBCOMMANDS = ("validate", "schema", "status")
 
 Connect = Callable[[Host], ZFS]
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     if command == "validate":
         count = len(manifests.hosts) + len(manifests.policies)
         runtime.stdout.write(
-            f"{count} documents valid: {_count(len(manifests.hosts), 'host')}, "
+            f"{_count(count, 'document')} valid: {_count(len(manifests.hosts), 'host')}, "
             f"{_count(len(manifests.policies), 'policy', 'policies')}\n"
         )
         return EXIT_OK
@@ -135,9 +137,21 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (`--out` is not `--output`: an abbreviation would change
+    meaning when an option is added), whose usage errors are one line each (exit 2)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"see '{self.prog} --help'"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} ({hint})\n")
+
+
 def _parser(command: str) -> argparse.ArgumentParser:
     prog = "reconcile" if command == "pass" else f"reconcile {command}"
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
         epilog="subcommands: status, validate, schema (run 'reconcile SUBCOMMAND --help')"
@@ -207,13 +221,25 @@ def _positive(text: str) -> int:
 
 
 def _timestamp(text: str) -> int:
+    """An ISO 8601 time (UTC unless it says otherwise) between 1970 and 9999, as UNIX seconds
+    (snapshot names carry it as YYYYMMDDTHHMMSSZ)."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = int(moment.timestamp())
+        datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError) as error:
+        raise argparse.ArgumentTypeError(_NOT_A_TIME.format(text=text)) from error
+    if not 0 <= seconds < _YEAR_10000:
+        raise argparse.ArgumentTypeError(_NOT_A_TIME.format(text=text))
+    return seconds
+
+
+_NOT_A_TIME = "not an ISO 8601 time from 1970 to 9999: {text!r}"
+
+
+_YEAR_10000 = 253402300800
 
 
 def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
@@ -234,7 +260,7 @@ def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
         return load_manifests(paths or ["manifests"])
     except ManifestErrors as errors:
         for error in errors.errors:
-            runtime.stderr.write(f"{error}\n")
+            runtime.stderr.write(f"{error}\n")  # one line each: ManifestError escapes
         runtime.stderr.write(f"{len(errors.errors)} error(s); nothing was applied\n")
         return None
 
@@ -242,7 +268,7 @@ def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
 def _unknown_policies(names: list[str] | None, manifests: Manifests, runtime: Runtime) -> bool:
     unknown = sorted(set(names or ()) - set(manifests.policies))
     if unknown:
-        runtime.stderr.write(f"unknown policy: {', '.join(unknown)}\n")
+        runtime.stderr.write(one_line(f"unknown policy: {', '.join(map(repr, unknown))}") + "\n")
     return bool(unknown)
 
 
@@ -267,14 +293,11 @@ def _connect(
 
 
 def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+    """Observe, plan, then print (dry run) or apply and report. A host that cannot be
+    connected or observed gets nothing; the other policies proceed, and the exit code is 1."""
     selected = intents(manifests, options.policy)
     now = options.now if options.now is not None else int(runtime.clock())
-    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
-    if failures:
-        for failure in failures.values():
-            runtime.stderr.write(f"error: {failure}\n")
-        return EXIT_ERROR
-    observed = observe_hosts(hosts)
+    hosts, observed = _observe(selected, manifests, runtime)
     plan = plan_intents(selected, observed, now)
     if options.dry_run:
         _show_plan(plan, options.output, runtime.stdout)
@@ -282,7 +305,7 @@ def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -
     with _interruptible(runtime.cancel):
         report = execute(plan, hosts, jobs=options.jobs, cancel=runtime.cancel)
     _show_pass(plan, report, options.output, runtime.stdout)
-    return EXIT_ERROR if report.failed or plan.conflicts else EXIT_OK
+    return EXIT_ERROR if report.failed or _plan_errors(plan) else EXIT_OK
 
 
 @contextmanager
@@ -313,7 +336,8 @@ def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
 
 
 def _dry_run_exit(plan: Plan, detailed: bool) -> int:
-    if plan.conflicts:
+    """1 on a conflict or an unobserved host (before 2: an error beats pending changes)."""
+    if _plan_errors(plan):
         return EXIT_ERROR
     if detailed and plan.actions:
         return EXIT_CHANGES_PENDING
@@ -343,8 +367,38 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
     failed = len(report.failed)
     stream.write(
         f"{len(report.results) - failed} actions done, {failed} failed, "
-        f"{len(plan.conflicts)} conflicts\n"
+        f"{len(plan.conflicts)} conflicts{_unobserved_text(plan)}\n"
     )
+
+
+def _plan_errors(plan: Plan) -> bool:
+    """What makes any pass exit 1 whatever is applied: a conflict, or a host that a selected
+    policy touches and that could not be observed."""
+    return bool(plan.conflicts or plan.unobserved_hosts)
+
+
+def _unobserved_text(plan: Plan) -> str:
+    """The end of the pass's last line: `, 1 host not observed: backup (why)`; empty when
+    every host was observed."""
+    if not plan.unobserved_hosts:
+        return ""
+    hosts = plan.unobserved_hosts
+    which = "; ".join(f"{u.host} ({u.error})" for u in hosts)
+    return f", {len(hosts)} host{'' if len(hosts) == 1 else 's'} not observed: {which}"
+
+
+def _observe(
+    selected: Sequence[PolicyIntent], manifests: Manifests, runtime: Runtime
+) -> tuple[dict[str, ZFS], Observed]:
+    """Connect to and observe every host the selected policies touch: (the hosts connected,
+    what was observed). A host that cannot be connected is unobserved like one whose listing
+    fails (`HostState.error`), for a pass and for status alike; each is logged as an error."""
+    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
+    observed = observe_hosts(hosts, failures)
+    for name, state in observed.hosts.items():
+        if state.error is not None:
+            logger.error("host {} could not be observed: {}", name, state.error)
+    return hosts, observed
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -355,10 +409,7 @@ def _status(options: argparse.Namespace, manifests: Manifests, runtime: Runtime)
     cannot be reached is reported as unreachable; nothing is locked or changed."""
     selected = intents(manifests, options.policy)
     now = options.now if options.now is not None else int(runtime.clock())
-    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
-    observed = observe_hosts(hosts)
-    unreached = {name: HostState(host=name, error=why) for name, why in failures.items()}
-    observed = Observed(hosts={**observed.hosts, **unreached})
+    _hosts, observed = _observe(selected, manifests, runtime)
     report = status_report(selected, observed, plan_intents(selected, observed, now), now)
     if options.output == "json":
         runtime.stdout.write(json.dumps(status_to_json(report), indent=2, ensure_ascii=False))
@@ -421,10 +472,11 @@ def _locked_pass(options: argparse.Namespace, manifests: Manifests, runtime: Run
             ),
         )
     except LockHeld as held:
-        runtime.stderr.write(_lock_held_message(held, aliases[held.key], options.lock_wait))
+        message = _lock_held_message(held, aliases[held.key], options.lock_wait)
+        runtime.stderr.write(one_line(message.rstrip("\n")) + "\n")
         return EXIT_ERROR
     except LockError as error:
-        runtime.stderr.write(f"error: {error}\n")
+        runtime.stderr.write(one_line(f"error: {error}") + "\n")
         return EXIT_ERROR
     with locks:
         logger.debug("locked {} in {}", ", ".join(locks.keys), lock_dir)

@@ -176,7 +176,7 @@ def test_policy_limits_the_pass_and_unknown_policies_are_refused(
     fleet: Fleet, manifest: Path
 ) -> None:
     code, _, err = fleet.run("--dry-run", "-f", str(manifest), "--policy", "nope")
-    assert code == EXIT_ERROR and "unknown policy: nope" in err
+    assert code == EXIT_ERROR and "unknown policy: 'nope'" in err
     code, out, _ = fleet.run("--dry-run", "-f", str(manifest), "--policy", "home", "--now", NOW)
     assert code == EXIT_OK and "policy home" in out
 
@@ -186,9 +186,134 @@ def test_an_unreachable_target_gets_nothing_and_the_pass_goes_on(
 ) -> None:
     fleet.hosts["backup"].set_unreachable("ssh: connect to host backup: Connection refused")
     code, out, _ = fleet.run("-f", str(manifest), "--now", NOW)
-    assert code == EXIT_OK
-    assert "host_unreachable" in out
+    assert code == EXIT_ERROR
+    assert "host_unreachable: backup" in out
     assert fleet.hosts["nas"].observe().filesystems["tank/home"].snapshots  # snapshot taken
+    assert out.splitlines()[-1] == (
+        "1 actions done, 0 failed, 0 conflicts, 1 host not observed: "
+        "backup (ssh: connect to host backup: Connection refused)"
+    )
+
+
+# --- a host that could not be observed is an error for the exit code, in every mode ----------
+
+ATTIC = """---
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Host
+metadata: {name: attic}
+spec: {transport: local}
+---
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Policy
+metadata: {name: media}
+spec:
+  source: {host: attic, filesystems: {"pool/media<": true}}
+  snapshots: {prefix: zr_, interval: 1d}
+  replication:
+    - name: offsite
+      host: backup
+      root: vault/attic
+"""
+ATTIC_DOWN = "ssh: connect to host attic: No route to host"
+
+
+@pytest.fixture
+def two_policies(tmp_path: Path) -> Path:
+    """Policy home (nas → backup, both reachable) and policy media on host attic."""
+    path = tmp_path / "two.yaml"
+    path.write_text(MANIFESTS + ATTIC)
+    return path
+
+
+@pytest.fixture
+def attic_down(fleet: Fleet) -> Fleet:
+    """The fleet with host attic, whose every zfs call fails."""
+    attic = ModelZFS("attic", seed=3)
+    attic.create_pool("pool")
+    attic.create("pool/media")
+    attic.set_unreachable(ATTIC_DOWN)
+    fleet.hosts["attic"] = attic
+    return fleet
+
+
+@pytest.mark.parametrize("down", ["nas", "backup"], ids=["source", "target"])
+@pytest.mark.parametrize(
+    "flags", [(), ("--detailed-exitcode",)], ids=["dry_run", "detailed_exitcode"]
+)
+def test_a_dry_run_with_an_unobservable_host_exits_one_and_names_it(
+    fleet: Fleet, manifest: Path, down: str, flags: tuple[str, ...]
+) -> None:
+    fleet.hosts[down].set_unreachable(f"ssh: connect to host {down}: Connection refused")
+    code, out, err = fleet.run("--dry-run", "-f", str(manifest), "--now", NOW, *flags)
+    assert code == EXIT_ERROR, out  # 1 beats 2 (changes pending on the other host)
+    assert f"host_unreachable: {down} " in out
+    assert out.splitlines()[-1].endswith("1 host not observed" + ("." if down == "nas" else ""))
+    assert f"host {down} could not be observed" in err  # logged too
+    code, out, _ = fleet.run("--dry-run", "-f", str(manifest), "--now", NOW, "--output", "json")
+    assert code == EXIT_ERROR
+    assert json.loads(out)["unobserved_hosts"] == [
+        {"host": down, "error": f"ssh: connect to host {down}: Connection refused"}
+    ]
+
+
+def test_a_dry_run_of_reachable_hosts_lists_no_unobserved_host(
+    fleet: Fleet, manifest: Path
+) -> None:
+    code, out, _ = fleet.run("--dry-run", "-f", str(manifest), "--now", NOW, "--output", "json")
+    assert code == EXIT_OK
+    assert json.loads(out)["unobserved_hosts"] == []
+
+
+def test_a_pass_applies_the_reachable_policy_and_exits_one_for_the_unobservable_host(
+    attic_down: Fleet, two_policies: Path
+) -> None:
+    code, out, _ = attic_down.run("-f", str(two_policies), "--now", NOW)
+    assert code == EXIT_ERROR, out
+    received = attic_down.hosts["backup"].observe().filesystems
+    assert received["vault/nas/tank/home/alice"].snapshots[-1].name == "zr_20261126T120000Z"
+    assert "host_unreachable: attic (policy media): source host attic could not be observed" in out
+    assert out.splitlines()[-1].endswith(
+        f"0 failed, 0 conflicts, 1 host not observed: attic ({ATTIC_DOWN})"
+    )
+    code, out, _ = attic_down.run("-f", str(two_policies), "--now", NOW, "--output", "json")
+    assert code == EXIT_ERROR
+    document = json.loads(out)
+    assert document["plan"]["unobserved_hosts"] == [{"host": "attic", "error": ATTIC_DOWN}]
+    assert document["results"] == []  # home has converged; media does nothing
+    attic_down.hosts["attic"].set_unreachable(None)
+    assert attic_down.run("-f", str(two_policies), "--now", NOW)[0] == EXIT_OK
+
+
+def test_a_host_that_cannot_be_connected_is_unobserved_and_the_others_proceed(
+    fleet: Fleet, two_policies: Path
+) -> None:
+    def connect(host: Host) -> ZFS:
+        if host.metadata.name == "attic":
+            raise ZFSError("attic", "", "no route to host")
+        return fleet.connect(host)
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-f", str(two_policies), "--now", NOW, "--output", "json"]
+    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_ERROR
+    document = json.loads(out.getvalue())
+    assert document["plan"]["unobserved_hosts"] == [
+        {"host": "attic", "error": "attic: no route to host"}
+    ]
+    assert {r["status"] for r in document["results"]} == {"ok"}
+    assert fleet.hosts["nas"].observe().filesystems["tank/home"].snapshots  # home went on
+
+
+def test_status_with_an_unobservable_source_exits_one_and_names_it(
+    attic_down: Fleet, two_policies: Path
+) -> None:
+    assert attic_down.run("-f", str(two_policies), "--now", NOW, "--policy", "home")[0] == EXIT_OK
+    code, out, _ = attic_down.run("status", "-f", str(two_policies), "--now", NOW)
+    assert code == EXIT_ERROR
+    assert f"host attic: unreachable ({ATTIC_DOWN})" in out
+    code, out, _ = attic_down.run(
+        "status", "-f", str(two_policies), "--now", NOW, "--policy", "home"
+    )
+    assert code == EXIT_OK, out  # attic is not touched by policy home
 
 
 def test_a_host_whose_zfs_cannot_run_is_reported_by_name(tmp_path: Path) -> None:
@@ -202,7 +327,8 @@ def test_a_host_whose_zfs_cannot_run_is_reported_by_name(tmp_path: Path) -> None
     )
     (tmp_path / "m.yaml").write_text(text)
     out, err = io.StringIO(), io.StringIO()
-    main(["--dry-run", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
+    code = main(["--dry-run", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
+    assert code == EXIT_ERROR
     assert "host_unreachable: nas" in out.getvalue()
     assert "cannot run '/nonexistent/zfs'" in out.getvalue()
     code = main(["status", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))

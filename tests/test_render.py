@@ -29,6 +29,7 @@ from reconciler.core.plan import (
     SendMode,
     SendOptions,
     SnapshotAction,
+    UnobservedHost,
 )
 from reconciler.core.render import (
     ACTION_COMMON_FIELDS,
@@ -36,6 +37,7 @@ from reconciler.core.render import (
     CONFLICT_FIELDS,
     NESTED_FIELDS,
     NOTICE_FIELDS,
+    UNOBSERVED_HOST_FIELDS,
     dump_plan_json,
     format_bytes,
     plan_to_json,
@@ -236,6 +238,7 @@ def test_every_kind_has_a_layout_and_other_tables_cover_their_types() -> None:
         assert set(layout) == _field_names(cls)
     assert set(CONFLICT_FIELDS) == _field_names(Conflict)
     assert set(NOTICE_FIELDS) == _field_names(Notice)
+    assert set(UNOBSERVED_HOST_FIELDS) == _field_names(UnobservedHost)
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -243,7 +246,15 @@ def test_every_kind_has_a_layout_and_other_tables_cover_their_types() -> None:
 
 def test_document_top_level_and_summary() -> None:
     document = _document(_full_plan())
-    assert list(document) == ["format_version", "now", "summary", "actions", "conflicts", "notices"]
+    assert list(document) == [
+        "format_version",
+        "now",
+        "summary",
+        "actions",
+        "conflicts",
+        "notices",
+        "unobserved_hosts",
+    ]
     assert document["format_version"] == 1
     assert document["now"] == "2026-11-26T04:15:00Z"
     assert document["summary"] == {

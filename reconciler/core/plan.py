@@ -1,9 +1,10 @@
 """The plan: a frozen, ordered value with a closed set of action kinds.
 
-Owned here: the action types, the machine `Reason` codes, `Conflict` and `Notice`, the `Plan`
-itself, and the receive properties a volume refuses (`FILESYSTEM_ONLY_PROPERTIES`). The
-planner builds it; the executor carries it out without deciding again; the renderers
-(`core/render.py`) turn it into JSON (with `format_version`) and text.
+Owned here: the action types, the machine `Reason` codes, `Conflict`, `Notice` and
+`UnobservedHost`, the `Plan` itself, and the receive properties a volume refuses
+(`FILESYSTEM_ONLY_PROPERTIES`). The planner builds it; the executor carries it out without
+deciding again; the renderers (`core/render.py`) turn it into JSON (with `format_version`) and
+text.
 
 Every action names the host, filesystem, versions, the policy and target it serves, a machine
 `reason` and a human `message`. `depends_on` lists the ids of earlier actions that must have
@@ -284,11 +285,21 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class UnobservedHost:
+    """A host a planned policy touches (as source or target) that could not be observed in
+    this pass, and why: nothing is done on it, and the pass is an error for the exit code."""
+
+    host: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     now: int  # UNIX seconds the plan was made for
     actions: tuple[Action, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     notices: tuple[Notice, ...] = ()
+    unobserved_hosts: tuple[UnobservedHost, ...] = ()  # by host name
 
     @property
     def is_empty(self) -> bool:

@@ -12,6 +12,7 @@ targets in name order; action ids follow that order, so the same inputs give the
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from reconciler.core.builder import PlanBuilder
 from reconciler.core.desired import PolicyIntent, intents, source_filesystems
@@ -23,9 +24,10 @@ from reconciler.core.plan import (
     Plan,
     Reason,
     SnapshotAction,
+    UnobservedHost,
 )
 from reconciler.core.protection import held_notice, retention_message
-from reconciler.core.replication import plan_target
+from reconciler.core.replication import plan_target, unreachable_target_notice
 from reconciler.core.retention import RetentionMemo
 from reconciler.core.schedule import is_due
 from reconciler.core.source import PENDING_TXG, SourceFilesystem
@@ -44,7 +46,21 @@ def plan_intents(policies: Sequence[PolicyIntent], observed: Observed, now: int)
     builder = PlanBuilder()
     for intent in policies:
         _plan_policy(builder, intent, observed, now)
-    return builder.build(now)
+    return replace(builder.build(now), unobserved_hosts=_unobserved_hosts(policies, observed))
+
+
+def _unobserved_hosts(
+    policies: Sequence[PolicyIntent], observed: Observed
+) -> tuple[UnobservedHost, ...]:
+    """Every host the policies touch, as source or target, that could not be observed, by
+    name: each is also named by a `host_unreachable` notice of every policy it serves."""
+    names = {i.source_host for i in policies} | {t.host for i in policies for t in i.targets}
+    unobserved: list[UnobservedHost] = []
+    for name in sorted(names):
+        error = observed.host(name).error
+        if error is not None:
+            unobserved.append(UnobservedHost(host=name, error=error))
+    return tuple(unobserved)
 
 
 def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed, now: int) -> None:
@@ -59,6 +75,7 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
                 policy=intent.name,
             )
         )
+        _unreachable_targets(builder, intent, observed)
         return
     names = source_filesystems(intent, list(host.filesystems))
     if not names:
@@ -70,6 +87,7 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
                 policy=intent.name,
             )
         )
+        _unreachable_targets(builder, intent, observed)
         return
     states = [host.filesystems[name] for name in names]
     newest = [_newest_managed_time(intent, state) for state in states]
@@ -84,6 +102,16 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
         for target in intent.targets:
             plan_target(builder, source, target, observed.host(target.host), replicated)
         _source_retention(builder, source, retention)
+
+
+def _unreachable_targets(builder: PlanBuilder, intent: PolicyIntent, observed: Observed) -> None:
+    """Name the unobservable target hosts of a policy that plans no filesystem (otherwise
+    `plan_target` names them); a target on the source's own host is named by the source's
+    notice already."""
+    for target in intent.targets:
+        state = observed.host(target.host)
+        if not state.reachable and target.host != intent.source_host:
+            builder.notice(unreachable_target_notice(intent.name, target, state))
 
 
 def _has_snapshot(state: FilesystemState, name: str, newest: int | None, now: int) -> bool:

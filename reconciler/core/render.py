@@ -30,6 +30,7 @@ from reconciler.core.plan import (
     SendAction,
     SendOptions,
     SnapshotAction,
+    UnobservedHost,
 )
 
 JsonValue: TypeAlias = "str | int | bool | list[JsonValue] | dict[str, JsonValue] | None"
@@ -88,6 +89,7 @@ CONFLICT_FIELDS: tuple[str, ...] = (
     "target_only",
 )
 NOTICE_FIELDS: tuple[str, ...] = ("kind", "host", "policy", "target", _FS, "message")
+UNOBSERVED_HOST_FIELDS: tuple[str, ...] = ("host", "error")
 
 # summary key, singular noun, plural noun (summary line order; "sends" also shows bytes)
 _SUMMARY_WORDS: tuple[tuple[str, str, str], ...] = (
@@ -170,6 +172,10 @@ def notice_to_json(notice: Notice) -> JsonObject:
     return _encode_fields(notice, NOTICE_FIELDS)
 
 
+def unobserved_host_to_json(unobserved: UnobservedHost) -> JsonObject:
+    return _encode_fields(unobserved, UNOBSERVED_HOST_FIELDS)
+
+
 def _summary(plan: Plan) -> dict[str, int]:
     counts = {key: 0 for key, _, _ in _SUMMARY_WORDS}
     counts["estimated_bytes"] = 0
@@ -196,7 +202,9 @@ def _summary_json(plan: Plan) -> JsonObject:
     summary["estimated_bytes"] = counts["estimated_bytes"]
     summary.update({key: counts[key] for key, _, _ in _SUMMARY_WORDS[2:]})
     summary["notices"] = len(plan.notices)
-    summary["text"] = _summary_text(counts, has_actions=bool(plan.actions))
+    summary["text"] = _summary_text(
+        counts, has_actions=bool(plan.actions), unobserved=len(plan.unobserved_hosts)
+    )
     return summary
 
 
@@ -208,6 +216,7 @@ def _plan_document(plan: Plan) -> JsonObject:
         "actions": [action_to_json(action) for action in plan.actions],
         "conflicts": [conflict_to_json(conflict) for conflict in plan.conflicts],
         "notices": [notice_to_json(notice) for notice in plan.notices],
+        "unobserved_hosts": [unobserved_host_to_json(u) for u in plan.unobserved_hosts],
     }
 
 
@@ -229,7 +238,7 @@ def _count(n: int, singular: str, plural: str) -> str:
     return f"{n} {singular if n == 1 else plural}"
 
 
-def _summary_text(counts: Mapping[str, int], *, has_actions: bool) -> str:
+def _summary_text(counts: Mapping[str, int], *, has_actions: bool, unobserved: int = 0) -> str:
     parts: list[str] = []
     for key, singular, plural in _SUMMARY_WORDS:
         n = counts[key]
@@ -239,14 +248,19 @@ def _summary_text(counts: Mapping[str, int], *, has_actions: bool) -> str:
         if key == "sends":
             part += f" ({format_bytes(counts['estimated_bytes'])} est.)"
         parts.append(part)
+    if unobserved:
+        parts.append(_count(unobserved, "host not observed", "hosts not observed"))
     if not has_actions:
         return ", ".join(["No changes", *parts]) + "."
     return ", ".join(parts)
 
 
 def summary_line(plan: Plan) -> str:
-    """E.g. "3 snapshots, 2 sends (1.2 GiB est.), 5 destroys"; "No changes." for an empty plan."""
-    return _summary_text(_summary(plan), has_actions=bool(plan.actions))
+    """E.g. "3 snapshots, 2 sends (1.2 GiB est.), 5 destroys"; "No changes." for an empty plan;
+    "..., 1 host not observed" when a host could not be observed."""
+    return _summary_text(
+        _summary(plan), has_actions=bool(plan.actions), unobserved=len(plan.unobserved_hosts)
+    )
 
 
 # --- text view (read back from the JSON document) -------------------------------------------

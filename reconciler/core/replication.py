@@ -66,19 +66,24 @@ def plan_target(
     """Add to `builder` what replicating `source` to `target` needs in this pass."""
     side = Side(source.intent.name, target.name)
     if not target_host.reachable:
-        builder.notice(
-            Notice(
-                NoticeKind.HOST_UNREACHABLE,
-                host=target.host,
-                message=f"host {target.host} could not be observed ({target_host.error}); "
-                "nothing is done on it in this pass",
-                policy=side.policy,
-                target=side.target,
-            )
-        )
+        builder.notice(unreachable_target_notice(side.policy, target, target_host))
         keep_for_unobserved_target(builder, source, target)
         return
     _TargetPlanner(builder, source, target, target_host, replicated, side).run()
+
+
+def unreachable_target_notice(policy: str, target: TargetIntent, target_host: HostState) -> Notice:
+    """The `host_unreachable` notice of a target whose host could not be observed: one per
+    (policy, target), however many filesystems the policy replicates (the builder keeps one of
+    equal notices); the planner adds it too when the policy plans no filesystem at all."""
+    return Notice(
+        NoticeKind.HOST_UNREACHABLE,
+        host=target.host,
+        message=f"host {target.host} could not be observed ({target_host.error}); "
+        "nothing is done on it in this pass",
+        policy=policy,
+        target=target.name,
+    )
 
 
 class _TargetPlanner(PairProtection):

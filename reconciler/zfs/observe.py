@@ -1,9 +1,10 @@
 """Observation of every host a pass needs: one `observe()` (one listing) per host.
 
 Owned here: `observe_hosts`, called by the CLI and the loop before planning, and the
-collector's per-pass reset (see its docstring). A host that fails
-to answer becomes a `HostState` with `error` set, so the planner withholds every destructive
-action on it (guarantee 5) instead of the whole pass failing.
+collector's per-pass reset (see its docstring). A host that fails to answer, or that could not
+even be connected, becomes a `HostState` with `error` set, so the planner withholds every
+action on it (guarantee 5) and names it in the plan (`Plan.unobserved_hosts`) instead of the
+whole pass failing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.port import ZFS
 
 
-def observe_hosts(hosts: Mapping[str, ZFS]) -> Observed:
-    """Each host's state. First the objects frozen by the previous pass's listings
-    (`parse._collector_paused`) go back to the collector and one full collection runs, so
-    that a loop that runs forever reclaims any cyclic garbage frozen with them."""
+def observe_hosts(
+    hosts: Mapping[str, ZFS], unconnected: Mapping[str, str] | None = None
+) -> Observed:
+    """Each host's state; `unconnected` are the hosts that could not be connected, with why,
+    which are unobserved like a host whose listing fails. First the objects frozen by the
+    previous pass's listings (`parse._collector_paused`) go back to the collector and one
+    full collection runs, so that a loop that runs forever reclaims any cyclic garbage frozen
+    with them."""
     if gc.get_freeze_count():
         gc.unfreeze()
         gc.collect()
@@ -29,4 +34,6 @@ def observe_hosts(hosts: Mapping[str, ZFS]) -> Observed:
             states[name] = hosts[name].observe()
         except ZFSError as error:
             states[name] = HostState(host=name, error=error.detail)
-    return Observed(hosts=states)
+    for name, why in (unconnected or {}).items():
+        states[name] = HostState(host=name, error=why)
+    return Observed(hosts=dict(sorted(states.items())))
