@@ -70,7 +70,7 @@ apt_update() {
 }
 
 ensure_zfs_source() { # zfs-dkms 2.3 must be installable (contrib, and backports on bookworm)
-    apt-cache policy zfs-dkms 2>/dev/null | grep -q " $ZFS_SUITE/contrib" && return 0
+    apt-cache policy zfs-dkms 2>/dev/null | grep -F " $ZFS_SUITE/contrib" >/dev/null && return 0
     say "adding $SOURCES ($ZFS_SUITE contrib)"
     {
         printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\n' "$VERSION_CODENAME"
@@ -83,7 +83,7 @@ ensure_zfs_source() { # zfs-dkms 2.3 must be installable (contrib, and backports
     } | as_root tee "$SOURCES" >/dev/null
     APT_FRESH=0
     apt_update
-    apt-cache policy zfs-dkms | grep -q " $ZFS_SUITE/contrib" || die "no zfs-dkms in $ZFS_SUITE"
+    apt-cache policy zfs-dkms | grep -F " $ZFS_SUITE/contrib" >/dev/null || die "no zfs-dkms in $ZFS_SUITE"
 }
 
 apt_install() { # apt-get install ARGS..., the full log in $CACHE/apt.log
