@@ -366,8 +366,8 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
         stream.write(f"[{result.action_id}] {result.status} in {took}: {result.message}\n")
     failed = len(report.failed)
     stream.write(
-        f"{len(report.results) - failed} actions done, {failed} failed, "
-        f"{len(plan.conflicts)} conflicts{_unobserved_text(plan)}\n"
+        f"{_count(len(report.results) - failed, 'action')} done, {failed} failed, "
+        f"{_count(len(plan.conflicts), 'conflict')}{_unobserved_text(plan)}\n"
     )
 
 

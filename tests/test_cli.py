@@ -190,7 +190,7 @@ def test_an_unreachable_target_gets_nothing_and_the_pass_goes_on(
     assert "host_unreachable: backup" in out
     assert fleet.hosts["nas"].observe().filesystems["tank/home"].snapshots  # snapshot taken
     assert out.splitlines()[-1] == (
-        "1 actions done, 0 failed, 0 conflicts, 1 host not observed: "
+        "1 action done, 0 failed, 0 conflicts, 1 host not observed: "
         "backup (ssh: connect to host backup: Connection refused)"
     )
 
