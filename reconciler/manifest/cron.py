@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from reconciler.manifest.durations import parse_count
+
 SEARCH_MONTHS = 12 * 4 + 1  # the current month and four years around it
 
 _DAY = 86400
@@ -208,9 +210,16 @@ def _parse_item(item: str, index: int, where: str) -> range:
 
 
 def _parse_step(text: str, item: str, where: str) -> int:
-    if not (text.isdigit() and text.isascii()) or int(text) == 0:
+    if not (text.isdigit() and text.isascii()) or _number(text, where) == 0:
         raise CronError(f"{where}: step in {item!r} must be a positive integer")
-    return int(text)
+    return _number(text, where)
+
+
+def _number(digits: str, where: str) -> int:
+    try:
+        return parse_count(digits, where)
+    except ValueError as error:
+        raise CronError(str(error)) from None
 
 
 def _parse_value(text: str, index: int, where: str) -> int:
@@ -222,7 +231,7 @@ def _parse_value(text: str, index: int, where: str) -> int:
         names = _NAMES[index]
         hint = f" or a name ({', '.join(names)})" if names else ""
         raise CronError(f"{where}: {text!r} is not a number{hint}")
-    value = int(text)
+    value = _number(text, where)
     if not low <= value <= high:
         raise CronError(f"{where}: {value} is out of range {low}-{high}")
     return value

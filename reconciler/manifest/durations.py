@@ -18,17 +18,26 @@ UNIT_SECONDS: dict[str, int] = {
     "w": 7 * 86400,
 }
 
+MAX_COUNT_DIGITS = 10
+"""Digits of a duration's count, leading zeros aside: up to 9,999,999,999 of a unit (a bound
+that keeps every time computation in range; no schedule or grid needs more)."""
+
 # The same language as `parse_duration`, for JSON Schema (`pattern`): a positive count.
-DURATION_PATTERN = r"^0*[1-9][0-9]*[smhdw]$"
+DURATION_PATTERN = rf"^0*[1-9][0-9]{{0,{MAX_COUNT_DIGITS - 1}}}[smhdw]$"
 
 _SHAPE = re.compile(r"([0-9]+)([A-Za-z]*)")
 _UNITS_HINT = "use s, m, h, d or w"
+_SHOWN = 40
 
 
 def parse_duration(text: str) -> int:
     """Seconds of a duration such as `15m`; raises ValueError with a precise message."""
     if not isinstance(text, str):
         raise ValueError(f"a duration must be a string such as '15m', not {type(text).__name__}")
+    if len(text) > _SHOWN:  # the message quotes it: keep the message one readable line
+        shape = _SHAPE.fullmatch(text)
+        if shape is None or not shape.group(2) or shape.group(2) not in UNIT_SECONDS:
+            raise ValueError(f"invalid duration {text[:_SHOWN]!r}...: not a count and a unit")
     shape = _SHAPE.fullmatch(text)
     if shape is None:
         raise ValueError(
@@ -40,10 +49,20 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"missing unit in duration {text!r} ({_UNITS_HINT})")
     if unit not in UNIT_SECONDS:
         raise ValueError(f"unknown unit {unit!r} in duration {text!r} ({_UNITS_HINT})")
-    count = int(count_text)
+    shown = text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+    count = parse_count(count_text, f"duration {shown!r}")
     if count <= 0:
         raise ValueError(f"duration {text!r} must be greater than zero")
     return count * UNIT_SECONDS[unit]
+
+
+def parse_count(digits: str, what: str) -> int:
+    """The value of a string of ASCII digits with at most `MAX_COUNT_DIGITS` significant ones
+    (so that no count is too large to compute with); ValueError naming `what` otherwise."""
+    significant = digits.lstrip("0")
+    if len(significant) > MAX_COUNT_DIGITS:
+        raise ValueError(f"{what}: the count has more than {MAX_COUNT_DIGITS} digits")
+    return int(significant or "0")
 
 
 def format_duration(seconds: int) -> str:

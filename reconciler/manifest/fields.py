@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, PlainSerializer, PlainValidator, Strict, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Strict,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from reconciler.manifest.cron import CronError, CronSchedule, parse_cron
@@ -118,10 +126,18 @@ def _matching(pattern: str, kind: str, rule: str, max_length: int | None = None)
     return AfterValidator(check)
 
 
+def schema_pattern(pattern: str) -> str:
+    """`pattern` as the JSON Schema states it. A final `$` gets `(?!\\n)`: in Python's `re`,
+    which validators such as jsonschema use for `pattern`, `$` also matches before a final
+    newline, so `'zr_\\n'` would pass the schema and fail the model (which uses `fullmatch`).
+    ECMA-262 engines read `$(?!\\n)` as plain `$`."""
+    return pattern + "(?!\\n)" if pattern.endswith("$") else pattern
+
+
 def _string_schema(pattern: str | None = None, **extra: Any) -> WithJsonSchema:
     schema: dict[str, Any] = {"type": "string", **extra}
     if pattern is not None:
-        schema["pattern"] = pattern
+        schema["pattern"] = schema_pattern(pattern)
     return WithJsonSchema(schema)
 
 
@@ -149,10 +165,10 @@ CronText = Annotated[
 ]
 """A 5-field cron expression evaluated in UTC: `CronSchedule` in Python, its text in YAML."""
 
-Regex = Annotated[
-    str, AfterValidator(_regex), _string_schema(format="regex", maxLength=MAX_REGEX_LENGTH)
-]
-"""An RE2 regular expression (`regex.py`), matched anywhere in a name (as `re.search`)."""
+Regex = Annotated[str, AfterValidator(_regex), _string_schema(maxLength=MAX_REGEX_LENGTH)]
+"""An RE2 regular expression (`regex.py`), matched anywhere in a name (as `re.search`). No
+`format: regex` in the schema: that format means ECMA-262 (and jsonschema checks it with
+Python's `re`), neither of which is the language the reconciler runs."""
 
 Label = Annotated[
     str,
@@ -212,7 +228,7 @@ SSHOption = Annotated[
 PROPERTY_MAP_SCHEMA = WithJsonSchema(
     {
         "type": "object",
-        "propertyNames": {"pattern": PROPERTY_PATTERN, "minLength": 1},
+        "propertyNames": {"pattern": schema_pattern(PROPERTY_PATTERN), "minLength": 1},
         "additionalProperties": {"type": "string"},
     }
 )
@@ -220,5 +236,14 @@ PROPERTY_MAP_SCHEMA = WithJsonSchema(
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Flag = Annotated[bool, Strict()]
-Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
-Count = Annotated[int, Strict(), Field(ge=1)]
+
+
+def _integral(value: object) -> object:
+    """A float with no fraction as the int it is: JSON Schema's `integer` accepts `3.0`."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Port = Annotated[int, Strict(), Field(ge=1, le=65535), BeforeValidator(_integral)]
+Count = Annotated[int, Strict(), Field(ge=1), BeforeValidator(_integral)]

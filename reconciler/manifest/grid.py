@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reconciler.manifest.durations import format_duration, parse_duration
+from reconciler.manifest.durations import format_duration, parse_count, parse_duration
 
 
 class GridError(ValueError):
@@ -82,7 +82,10 @@ def _parse_part(part: str, index: int, total: int) -> GridInterval:
     if match is None:
         raise GridError(f"{where}: expected COUNTxDURATION[(keep=N|all)], e.g. '24x1h(keep=2)'")
     count_text, duration_text, options = match.groups()
-    count = int(count_text)
+    try:
+        count = parse_count(count_text, where)
+    except ValueError as error:
+        raise GridError(str(error)) from None
     if count <= 0:
         raise GridError(f"{where}: the count must be a positive integer, got {count_text}")
     try:
@@ -102,7 +105,10 @@ def _parse_keep(options: str, where: str) -> int | None:
         return None
     if not value.isdigit() or not value.isascii():
         raise GridError(f"{where}: keep must be 'all' or a positive integer, got {value!r}")
-    keep = int(value)
+    try:
+        keep = parse_count(value, where)
+    except ValueError as error:
+        raise GridError(str(error)) from None
     if keep <= 0:
         raise GridError(f"{where}: keep must be 'all' or a positive integer, got {value!r}")
     return keep

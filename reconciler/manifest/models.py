@@ -176,7 +176,7 @@ class LastNRule(Model):
 
 class RegexRule(Model):
     regex: Regex
-    """Keep managed snapshots whose full name matches (re.search)."""
+    """Keep managed snapshots whose full name matches (RE2, anywhere in the name)."""
 
 
 _RULE_KEYS = {"grid": "GridRule", "lastN": "LastNRule", "regex": "RegexRule"}

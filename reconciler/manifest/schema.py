@@ -7,8 +7,9 @@ selected by `kind`, with every model in `$defs`) and `schema_text()` (its commit
 that fails when that file is stale.
 
 The schema accepts what the models accept, with one known gap: semantic rules (host
-references, overlapping filters, ...) and grid and cron syntax are checked by
-`reconcile validate` only.
+references, overlapping filters, ...) and grid, cron and regular-expression syntax are checked
+by `reconcile validate` only (the schema refuses nothing the models accept: the differential
+test `tests/test_schema_agreement.py` checks it).
 """
 
 from __future__ import annotations

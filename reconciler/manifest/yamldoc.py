@@ -66,7 +66,7 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _FLOAT_SPECIAL = {".inf": "inf", ".Inf": "inf", ".INF": "inf", ".nan": "nan", ".NaN": "nan"}
 _FLOAT_SPECIAL |= {".NAN": "nan"}
 _MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
-_MAX_NUMBER_DIGITS = 100
+_MAX_NUMBER_DIGITS = 4300
 _NODE_EVENTS = frozenset({ScalarEvent, AliasEvent, MappingStartEvent, SequenceStartEvent})
 
 
@@ -216,7 +216,7 @@ class _Reader:
         if event.tag is not None:
             value = _scalar(self, event)
         elif plain and (not value or value[0] in _MAYBE_NOT_STRING):
-            value = _resolve(value)
+            value = _resolved(self, event, value)
         mark = event.start_mark
         position = (mark.line, mark.column)
         if not self.stack or event.anchor is not None:
@@ -418,11 +418,11 @@ def _scalar(reader: _Reader, event: ScalarEvent) -> Any:
     value: str = event.value
     tag = event.tag
     if tag is None:
-        return _resolve(value) if event.implicit[0] else value
+        return _resolved(reader, event, value) if event.implicit[0] else value
     if tag in ("!", _CORE + "str"):
         return value
     kind = tag[len(_CORE) :] if tag.startswith(_CORE) else None
-    resolved = _resolve(value)
+    resolved = _resolved(reader, event, value)
     if kind == "null" and resolved is None:
         return None
     if kind == "bool" and isinstance(resolved, bool):
@@ -436,6 +436,17 @@ def _scalar(reader: _Reader, event: ScalarEvent) -> Any:
     return reader._fatal(event, f"unsupported YAML tag {_tag_text(tag)}")
 
 
+class _TooLong(Exception):
+    """A decimal integer longer than Python converts."""
+
+
+def _resolved(reader: _Reader, event: ScalarEvent, value: str) -> Any:
+    try:
+        return _resolve(value)
+    except _TooLong:
+        reader._fatal(event, f"a number of more than {_MAX_NUMBER_DIGITS} digits")
+
+
 def _resolve(value: str) -> Any:
     if value and value[0] not in _MAYBE_NOT_STRING:
         return value
@@ -444,9 +455,9 @@ def _resolve(value: str) -> Any:
     boolean = _BOOLS.get(value)
     if boolean is not None:
         return boolean
-    if len(value) > _MAX_NUMBER_DIGITS:
-        return value
     if _INT.fullmatch(value):
+        if len(value) > _MAX_NUMBER_DIGITS:  # what Python's int() refuses
+            raise _TooLong
         return int(value)
     based = _INT_BASED.fullmatch(value)
     if based:
