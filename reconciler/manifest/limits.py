@@ -36,6 +36,11 @@ MAX_ALIAS_NODES = 100_000
 """Nodes that aliases (`*name`) add to one load when each alias counts as a copy of its anchor:
 a small file cannot stand for a huge one ("billion laughs")."""
 
+MAX_TARGETS = 16
+"""Replication targets of one policy (a schema `maxItems`). Targets whose roots nest on one host
+are checked against each other through their policy's filter, once per target: this bounds
+that work to 16 times the filters' size (docs/benchmarks.md, manifest validation)."""
+
 MAX_REGEX_LENGTH = 1_000
 """Characters of one regular expression."""
 

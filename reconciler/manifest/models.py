@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from reconciler.manifest.errors import SourceLocation
+from reconciler.manifest.limits import MAX_TARGETS
 from reconciler.manifest.fields import (
     PROPERTY_MAP_SCHEMA,
     Count,
@@ -310,7 +311,7 @@ class PolicySpec(Model):
     snapshots: SnapshotsSpec
     retention: RetentionSpec | None = None
     """Source retention; absent keeps everything managed."""
-    replication: list[TargetSpec] = []
+    replication: list[TargetSpec] = Field(default=[], max_length=MAX_TARGETS)
 
 
 class Policy(Model):
