@@ -30,36 +30,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from loguru import logger
 
 from reconciler import __version__
-from reconciler.apply.executor import ApplyReport, execute
-from reconciler.apply.lock import (
-    Holder,
-    LockError,
-    LockHeld,
-    acquire_locks,
-    default_lock_dir,
-    lock_key,
-)
-from reconciler.apply.progress import ProgressReporter
-from reconciler.core.desired import PolicyIntent, intents
-from reconciler.core.plan import Plan
-from reconciler.core.planner import plan_intents
-from reconciler.core.render import dump_plan_json, plan_to_json, render_text
-from reconciler.core.state import Observed
-from reconciler.core.status import render_status_text, status_report, status_to_json
 from reconciler.manifest.durations import format_duration, parse_duration
 from reconciler.manifest.errors import one_line
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
 from reconciler.manifest.schema import schema_text
-from reconciler.zfs.connect import connect as connect_host
-from reconciler.zfs.errors import ZFSError
-from reconciler.zfs.observe import observe_hosts
-from reconciler.zfs.port import ZFS
+
+if TYPE_CHECKING:
+    from reconciler.apply.executor import ApplyReport
+    from reconciler.apply.lock import LockHeld
+    from reconciler.core.desired import PolicyIntent
+    from reconciler.core.plan import Plan
+    from reconciler.core.state import Observed
+    from reconciler.zfs.port import ZFS
+
+# The pass's modules (planner, executor, driver, lock) are imported by the functions that use
+# them, not here: `validate` and `schema`, which CI runs on every pull request, start in about
+# half the time without them.
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -67,7 +59,7 @@ EXIT_CHANGES_PENDING = 2
 EXIT_USAGE = 2  # argparse's code for a usage error
 SUBCOMMANDS = ("validate", "schema", "status")
 
-Connect = Callable[[Host], ZFS]
+Connect = Callable[[Host], "ZFS"]
 
 
 @dataclass
@@ -88,6 +80,9 @@ class Runtime:
     def connector(self) -> Connect:
         if self.connect is not None:
             return self.connect
+        from reconciler.apply.progress import ProgressReporter
+        from reconciler.zfs.connect import connect as connect_host
+
         terminal = self.stderr if _is_terminal(self.stderr) else None
         return partial(connect_host, on_progress=ProgressReporter(terminal), cancel=self.cancel)
 
@@ -281,6 +276,8 @@ def _connect(
     names: Sequence[str], manifests: Manifests, runtime: Runtime
 ) -> tuple[dict[str, ZFS], dict[str, str]]:
     """(the hosts reached, why each of the others could not be)."""
+    from reconciler.zfs.errors import ZFSError
+
     hosts: dict[str, ZFS] = {}
     failures: dict[str, str] = {}
     connect = runtime.connector()
@@ -295,6 +292,10 @@ def _connect(
 def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
     """Observe, plan, then print (dry run) or apply and report. A host that cannot be
     connected or observed gets nothing; the other policies proceed, and the exit code is 1."""
+    from reconciler.apply.executor import execute
+    from reconciler.core.desired import intents
+    from reconciler.core.planner import plan_intents
+
     selected = intents(manifests, options.policy)
     now = options.now if options.now is not None else int(runtime.clock())
     hosts, observed = _observe(selected, manifests, runtime)
@@ -329,6 +330,8 @@ def _interruptible(cancel: threading.Event) -> Iterator[None]:
 
 
 def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
+    from reconciler.core.render import dump_plan_json, render_text
+
     if output == "json":
         stream.write(dump_plan_json(plan))
     else:
@@ -345,6 +348,8 @@ def _dry_run_exit(plan: Plan, detailed: bool) -> int:
 
 
 def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> None:
+    from reconciler.core.render import plan_to_json, render_text
+
     if output == "json":
         document = {
             "plan": plan_to_json(plan),
@@ -393,6 +398,8 @@ def _observe(
     """Connect to and observe every host the selected policies touch: (the hosts connected,
     what was observed). A host that cannot be connected is unobserved like one whose listing
     fails (`HostState.error`), for a pass and for status alike; each is logged as an error."""
+    from reconciler.zfs.observe import observe_hosts
+
     hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
     observed = observe_hosts(hosts, failures)
     for name, state in observed.hosts.items():
@@ -407,6 +414,10 @@ def _observe(
 def _status(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
     """Observe as a dry run does, plan, and report how current each replica is. A host that
     cannot be reached is reported as unreachable; nothing is locked or changed."""
+    from reconciler.core.desired import intents
+    from reconciler.core.planner import plan_intents
+    from reconciler.core.status import render_status_text, status_report, status_to_json
+
     selected = intents(manifests, options.policy)
     now = options.now if options.now is not None else int(runtime.clock())
     _hosts, observed = _observe(selected, manifests, runtime)
@@ -453,6 +464,16 @@ def _lock_wait(text: str) -> int:
 def _locked_pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
     """The applying pass, holding the lock of every host it touches from before it observes
     them until it has reported."""
+    from reconciler.apply.lock import (
+        Holder,
+        LockError,
+        LockHeld,
+        acquire_locks,
+        default_lock_dir,
+        lock_key,
+    )
+    from reconciler.core.desired import intents
+
     aliases: dict[str, list[str]] = {}
     for name in _hosts_of(intents(manifests, options.policy)):
         aliases.setdefault(lock_key(manifests.hosts[name]), []).append(name)

@@ -31,7 +31,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from reconciler.manifest.errors import SourceLocation
-from reconciler.manifest.limits import MAX_TARGETS
 from reconciler.manifest.fields import (
     PROPERTY_MAP_SCHEMA,
     Count,
@@ -50,6 +49,7 @@ from reconciler.manifest.fields import (
     describe,
     invalid,
 )
+from reconciler.manifest.limits import MAX_TARGETS
 
 API_VERSION = "zfs-reconciler.dev/v1alpha1"
 KINDS = ("Host", "Policy")
