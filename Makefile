@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint typecheck test schema bench check
+.PHONY: install lint typecheck test schema bench check fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,16 @@ bench: vm-setup
 	$(BIN)/python -m tests.bench.plan_bench --scenario steady
 	$(BIN)/python -m tests.bench.plan_bench --scenario prune
 	$(BIN)/python -m tests.bench.parse_bench
+	$(BIN)/python -m tests.bench.validate_bench
 	$(BIN)/python -m platform_tests.bench_reconcile
 
 check: lint typecheck test
+
+# The manifest fuzz and models-vs-JSON-Schema tests in their slow, deeper mode: thousands of
+# inputs per test instead of the hundreds `make test` runs (ZFS_RECONCILER_FUZZ_EXAMPLES=N sets N).
+fuzz:
+	ZFS_RECONCILER_FUZZ=deep $(BIN)/pytest -q --hypothesis-show-statistics \
+		tests/test_fuzz_manifests.py tests/test_schema_agreement.py
 
 # Platform tests: real OpenZFS 2.3 in a qemu guest (docs/platform-tests.md). vm-setup installs
 # Debian packages with apt when they are missing and fills /var/cache/zfs-reconciler-vm.
