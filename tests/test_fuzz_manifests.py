@@ -66,27 +66,21 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reconciler.cli import Runtime, main
+from tests.manifest_mutations import mutated_manifests, snake_case_inputs
 from tests.manifest_strategies import (
     COUNTS,
     DEEP,
     EXAMPLE_TEXT,
     HOST_NAS,
     SEED_SETS,
-    OracleRefusal,
     count_report,
-    file_names,
     fuzz_settings,
-    mutated_manifests,
-    product_documents,
-    raw_bytes,
-    render_data,
     schema_errors,
-    snake_case_inputs,
     snake_keys,
-    spliced_bytes,
-    yaml12_documents,
-    yaml_tricks,
 )
+from tests.manifest_tricks import file_names, raw_bytes, spliced_bytes, yaml_tricks
+from tests.yaml_emitter import render_data
+from tests.yaml_oracle import OracleRefusal, product_documents, yaml12_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 HANG_SECONDS = float(os.environ.get("ZFS_RECONCILER_FUZZ_HANG") or (30 if DEEP else 10))

@@ -3,7 +3,7 @@
 
 Documents are Python data (what the YAML reader hands the models): near-valid Host and Policy
 documents with every field, right and wrong types, boundary values, patterns at their edges,
-snake_case and unknown keys (`near_valid_documents` in `tests/manifest_strategies.py`), and any
+snake_case and unknown keys (`near_valid_documents` in `tests/manifest_mutations.py`), and any
 JSON value as a whole document. Each goes through
 
 - the models, exactly as the loader validates a document (`reconciler/manifest/loader.py`,
@@ -42,6 +42,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.manifest import loader
 from reconciler.manifest.models import API_VERSION, Host, Policy
+from tests.manifest_mutations import near_valid_documents
 from tests.manifest_strategies import (
     COUNTS,
     HOST_BACKUP,
@@ -52,7 +53,6 @@ from tests.manifest_strategies import (
     count_report,
     fuzz_settings,
     json_values,
-    near_valid_documents,
     schema_errors,
 )
 
