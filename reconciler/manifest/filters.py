@@ -61,16 +61,7 @@ class FilesystemFilter:
         decision = self._exact.get(name)
         if decision is not None:
             return decision
-        subtree = self._subtree
-        path = name
-        while True:
-            decision = subtree.get(path)
-            if decision is not None:
-                return decision
-            if not path:
-                return False
-            cut = path.rfind("/")
-            path = path[:cut] if cut >= 0 else ""
+        return self.subtree_decision(name)
 
     def subtree_decision(self, path: str) -> bool:
         """Whether a fresh child of `path` (a name below it that no pattern names) is included.

@@ -47,6 +47,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.reader import ReaderError
 
 from reconciler.manifest.errors import ManifestError
+from reconciler.manifest.fields import describe
 from reconciler.manifest.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES
 
 WHOLE = "-"
@@ -305,7 +306,7 @@ class _Reader:
         """A scalar or an alias: a key of the mapping on top, or a value."""
         if self.stack and self._expects_key():
             if not isinstance(value, str):
-                self._fatal_at(position, f"a mapping key must be a string, not {_describe(value)}")
+                self._fatal_at(position, f"a mapping key must be a string, not {describe(value)}")
             frame = self.stack[-1]
             frame.key, frame.key_position, frame.key_plain = value, position, plain
             if anchor is not None:
@@ -476,16 +477,6 @@ def _tag_text(tag: str | None) -> str:
     if tag is None:
         return "(none)"
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def _syntax_error(file: str, error: MarkedYAMLError) -> ManifestError:
