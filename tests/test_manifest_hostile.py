@@ -68,6 +68,15 @@ def test_what_the_reader_refuses_is_one_error_at_its_place(tail: str, expected: 
     assert errors(HOST + tail) == [expected]
 
 
+def test_a_byte_order_mark_is_allowed_only_at_the_start() -> None:
+    text = HOST + "spec: {transport: local}\n"
+    assert list(parse_manifests([("m.yaml", "\ufeff" + text)]).hosts) == ["nas"]
+    broken = text.replace("spec:", "\ufeffspec:")  # libyaml would skip it, others read a key
+    assert errors(broken) == [
+        "m.yaml:4:1: -: invalid YAML: a byte order mark (U+FEFF) after the start of the file"
+    ]
+
+
 def test_a_yaml_directive_is_read_with_the_core_schema() -> None:
     text = "%YAML 1.1\n---\n" + HOST + "spec: {transport: local, zfsCommand: [yes]}\n"
     manifests = parse_manifests([("m.yaml", text)])

@@ -128,6 +128,12 @@ def read_documents(
 ) -> tuple[list[Document], list[ManifestError]]:
     """The non-empty documents of `text`, and the errors found while reading it."""
     reader = _Reader(file, budget if budget is not None else ReadBudget())
+    mark = text.find("\ufeff", 1)
+    if mark > 0:  # libyaml skips it at the start of a line, other YAML readers read it as text
+        line = text.count("\n", 0, mark) + 1
+        column = mark - (text.rfind("\n", 0, mark) + 1) + 1
+        message = "invalid YAML: a byte order mark (U+FEFF) after the start of the file"
+        return [], [ManifestError(file, line, column, WHOLE, message)]
     parser = CParser(text)
     try:
         while parser.check_event():
