@@ -140,6 +140,10 @@ def _kind(path: Path) -> str:
         return "directory"
     if stat.S_ISREG(mode):
         return "file"
+    return _not_regular(mode)
+
+
+def _not_regular(mode: int) -> str:
     return f"not a regular file or a directory (a {_file_type(mode)})"
 
 
@@ -206,8 +210,7 @@ def _read(path: Path, allowance: int) -> tuple[str | None, int, ManifestError | 
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            message = f"not a regular file or a directory (a {_file_type(mode)})"
-            return None, 0, ManifestError(file, 1, 1, WHOLE, message)
+            return None, 0, ManifestError(file, 1, 1, WHOLE, _not_regular(mode))
         with os.fdopen(descriptor, "rb", closefd=False) as stream:
             data = stream.read(limit + 1)
     except OSError as error:

@@ -90,9 +90,8 @@ def validate_manifests(
         pattern_problems = _pattern_problems(policy)
         problems += pattern_problems
         if not pattern_problems:
-            filters[policy.metadata.name] = FilesystemFilter.from_mapping(
-                policy.spec.source.filesystems
-            )
+            patterns = tuple(sorted(policy.spec.source.filesystems.items()))  # checked above
+            filters[policy.metadata.name] = FilesystemFilter(patterns=patterns)
         problems += _host_problems(policy, known, unchecked, listed)
         problems += _target_name_problems(policy)
     checked = [policy for policy in policies if policy.metadata.name in filters]
