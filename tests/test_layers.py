@@ -1,16 +1,21 @@
 """The architecture's import rules, checked on the source: cli → loop → apply → zfs → core →
-manifest (a module imports only its own layer or lower ones), and the pure core does no I/O,
-reads no clock and does no logging."""
+manifest → collector (a module imports only its own layer or lower ones); the pure core does no
+I/O, reads no clock and does no logging, and reads validated manifests, never the reader;
+`reconciler.collector` imports only the standard library; and the in-memory ZFS model
+(`reconciler.zfs.model`) is imported by tests only, never by another product module."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-LAYERS = ["manifest", "core", "zfs", "apply", "loop", "cli"]
+LAYERS = ["collector", "manifest", "core", "zfs", "apply", "loop", "cli"]
+MODEL = "reconciler.zfs.model"
+MANIFEST_READER = ("reconciler.manifest.loader", "reconciler.manifest.yamldoc")
 IMPURE_MODULES = {
     "os",
     "subprocess",
@@ -55,6 +60,43 @@ def _imports(tree: ast.AST) -> list[str]:
     return names
 
 
+def _imported_modules(tree: ast.AST, package: str) -> set[str]:
+    """Every module an import in `tree` may load, relative imports resolved against `package`
+    (the importing module's package): `import a.b` → a.b; `from a import b` → a and a.b (b may
+    be a submodule)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join([*parts, node.module] if node.module else parts)
+
+
+def _package(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _is_within(name: str, package: str) -> bool:
+    return name == package or name.startswith(f"{package}.")
+
+
+def _model_imports(module: str, tree: ast.AST, package: str) -> list[str]:
+    """The imports of the in-memory ZFS model by `module`, unless it is part of the model."""
+    if _is_within(module, MODEL):
+        return []
+    return sorted(n for n in _imported_modules(tree, package) if _is_within(n, MODEL))
+
+
 MODULES = _modules()
 
 
@@ -94,3 +136,42 @@ def test_the_check_sees_a_violation() -> None:
     assert _layer(_imports(tree)[0]) == LAYERS.index("cli")
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     assert calls and isinstance(calls[0].func, ast.Attribute) and calls[0].func.attr == "time"
+
+
+@pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
+def test_only_tests_import_the_in_memory_zfs_model(module: str, path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    imports = _model_imports(module, tree, _package(module, path))
+    assert not imports, f"{module} imports the test-only model: {', '.join(imports)}"
+
+
+def test_the_model_check_sees_a_violation() -> None:
+    for source in (
+        "from reconciler.zfs.model import ModelZFS\n",
+        "from reconciler.zfs import model\n",
+        "import reconciler.zfs.model.stream\n",
+        "from .model.data import HostData\n",
+    ):
+        tree = ast.parse(source)
+        assert _model_imports("reconciler.zfs.driver", tree, "reconciler.zfs"), source
+        assert not _model_imports("reconciler.zfs.model.zfs", tree, "reconciler.zfs.model")
+    tree = ast.parse("from reconciler.zfs import model_helpers, port\n")
+    assert not _model_imports("reconciler.zfs.driver", tree, "reconciler.zfs")
+
+
+CORE_ONLY = [(m, p) for m, p in MODULES if _is_within(m, "reconciler.core")]
+
+
+@pytest.mark.parametrize(("module", "path"), CORE_ONLY, ids=[m for m, _ in CORE_ONLY])
+def test_the_core_reads_validated_manifests_never_the_reader(module: str, path: Path) -> None:
+    imported = _imported_modules(ast.parse(path.read_text()), _package(module, path))
+    readers = sorted(n for n in imported if any(_is_within(n, r) for r in MANIFEST_READER))
+    assert not readers, f"{module} imports the manifest reader: {', '.join(readers)}"
+
+
+def test_the_collector_imports_only_the_standard_library() -> None:
+    path = PACKAGE / "collector.py"
+    assert _layer("reconciler.collector") == 0
+    for imported in _imported_modules(ast.parse(path.read_text()), "reconciler"):
+        top = imported.split(".")[0]
+        assert top in sys.stdlib_module_names or top == "__future__", imported

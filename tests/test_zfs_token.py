@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.state import ResumeToken
-from reconciler.zfs.model_stream import encode_token
+from reconciler.zfs.model import encode_token
 from reconciler.zfs.token import (
     ResumeTokenCorrupt,
     decode_resume_token,

@@ -18,8 +18,7 @@ from reconciler.core.plan import ReceiveOptions, SendOptions
 from reconciler.core.retention import GridRule, LastNRule, Managed, RegexRule, Rule
 from reconciler.manifest.cron import CronSchedule
 from reconciler.manifest.filters import FilesystemFilter
-from reconciler.manifest.loader import Manifests
-from reconciler.manifest.models import InitialReplication, Policy, Protection
+from reconciler.manifest.models import InitialReplication, Manifests, Policy, Protection
 from reconciler.manifest.regex import Regex, compile_regex
 
 

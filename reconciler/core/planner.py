@@ -32,7 +32,7 @@ from reconciler.core.retention import RetentionMemo
 from reconciler.core.schedule import is_due
 from reconciler.core.source import PENDING_TXG, SourceFilesystem
 from reconciler.core.state import FilesystemState, Observed, Version, VersionKind
-from reconciler.manifest.loader import Manifests
+from reconciler.manifest.models import Manifests
 
 
 def plan(

@@ -1,17 +1,17 @@
 """Observation of every host a pass needs: one `observe()` (one listing) per host.
 
-Owned here: `observe_hosts`, called by the CLI and the loop before planning, and the
-collector's per-pass reset (see its docstring). A host that fails to answer, or that could not
-even be connected, becomes a `HostState` with `error` set, so the planner withholds every
-action on it (guarantee 5) and names it in the plan (`Plan.unobserved_hosts`) instead of the
-whole pass failing.
+Owned here: `observe_hosts`, called by the CLI and the loop before planning, which starts
+each pass with the collector's reset (`reconciler.collector.collect_frozen`). A host that fails
+to answer, or that could not even be connected, becomes a `HostState` with `error` set, so the
+planner withholds every action on it (guarantee 5) and names it in the plan
+(`Plan.unobserved_hosts`) instead of the whole pass failing.
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 
+from reconciler.collector import collect_frozen
 from reconciler.core.state import HostState, Observed
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.port import ZFS
@@ -22,12 +22,10 @@ def observe_hosts(
 ) -> Observed:
     """Each host's state; `unconnected` are the hosts that could not be connected, with why,
     which are unobserved like a host whose listing fails. First the objects frozen by the
-    previous pass's listings (`parse._collector_paused`) go back to the collector and one
-    full collection runs, so that a loop that runs forever reclaims any cyclic garbage frozen
-    with them."""
-    if gc.get_freeze_count():
-        gc.unfreeze()
-        gc.collect()
+    previous pass's listings (`reconciler.zfs.parse`) go back to the collector and one
+    full collection runs (`collect_frozen`), so that a loop that runs forever reclaims any
+    cyclic garbage frozen with them."""
+    collect_frozen()
     states: dict[str, HostState] = {}
     for name in sorted(hosts):
         try:

@@ -7,7 +7,7 @@ line of `send -v -P` / `-n -v -P`), `parse_send_progress`, `parse_send_progress_
 `parse_send_sizes` and `SendProgressTracker` (what a `send -v -P` prints on stderr while it
 runs), and `ListingParseError`.
 Called by the real driver; the values it builds are the same as the in-memory model's for the
-same situation (`zfs/model.py`, `_filesystem_state`).
+same situation (`zfs/model/zfs.py`, `_filesystem_state`).
 
 What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-list-*.txt`):
 - zfs sorts it by dataset name, each filesystem's snapshots right after it in createtxg order,
@@ -34,24 +34,31 @@ snapshot` call names many alike), proven by one comparison of the joined names, 
 cut off the `fs@` prefix by one join and split; numbers many rows share (createtxg and
 creation: one `zfs snapshot` call gives all its snapshots the same) are converted once, and a
 run that is a stretch of a recent run reuses a slice of its numbers; each `Version` (a named
-tuple) is made by `tuple.__new__` in C. The collector is paused meanwhile and the values
-frozen after (`_collector_paused`). The result equals, field by field, what `Version(...)`
+tuple) is made by `tuple.__new__` in C. The result equals, field by field, what `Version(...)`
 builds (tests/test_zfs_parse.py). `ListingParser` parses while zfs is still writing, which
 hides most of this behind zfs's own listing time.
+
+The cyclic garbage collector is paused while the values are built, and they are frozen
+(`gc.freeze`) before it is turned back on: `collector_paused(freeze=True)` of
+`reconciler.collector`, whose outermost pause (of any thread) freezes. They hold no cycles;
+without the pause a million new tracked objects would trigger a dozen full collections, each
+walking every object built so far, and without the freeze the first collection after it would
+still walk them all once (and every later full collection again). Frozen objects are freed by
+their reference counts as usual; `observe_hosts` runs `collect_frozen` once per pass, so
+cyclic garbage frozen along with them is reclaimed then.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, islice, repeat
 from operator import attrgetter, lt
 
+from reconciler.collector import collector_paused
 from reconciler.core.state import (
     FilesystemKind,
     FilesystemState,
@@ -120,7 +127,7 @@ def parse_listing(
     from zfs's stdout as it came (bytes) or decoded. Raises ListingParseError (with `host`)
     for a row with the wrong column count, a number that is not one, an unknown type, or a
     resume token zfs cannot have written. `chunk_bytes` is how much is split at once."""
-    with _collector_paused():
+    with collector_paused(freeze=True):
         parser = ListingParser(host, chunk_bytes=chunk_bytes)
         parser.feed(output)
         return parser.finish()
@@ -152,13 +159,13 @@ class ListingParser:
         if self._pending:
             self._parse(self._pending, len(self._pending))
             self._pending = b""
-        with _collector_paused():
+        with collector_paused(freeze=True):
             return self._builder.finish()
 
     def _parse(self, data: bytes, end: int) -> None:
         """The whole lines of data[:end] (end just after a newline, or the end of data)."""
         line = self._line
-        with _collector_paused():
+        with collector_paused(freeze=True):
             for chunk in _chunks(data, self._chunk_bytes, end):
                 line += self._builder.add_chunk(line, chunk)
         self._line = line
@@ -279,25 +286,6 @@ def _with_holds(
         for version in state.versions
     )
     return dataclasses.replace(state, versions=versions)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the listing's values are built, and those values
-    frozen (`gc.freeze`) before it is turned back on. They hold no cycles; without the pause a
-    million new tracked objects would trigger a dozen full collections, each walking every
-    object built so far, and without the freeze the first collection after it would still walk
-    them all once (and every later full collection again). Frozen objects are freed by their
-    reference counts as usual; `observe_hosts` unfreezes and collects once per pass, so cyclic
-    garbage frozen along with them is reclaimed then. Only the outermost pause freezes."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.enable()
 
 
 def _chunks(data: bytes, chunk_bytes: int, stop: int) -> Iterator[bytes]:

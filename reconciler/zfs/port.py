@@ -1,6 +1,6 @@
 """The ZFS port: the operations the executor and observers need from one host.
 
-Two implementations: the in-memory model (`zfs/model.py`, for unit tests) and the real driver
+Two implementations: the in-memory model (`zfs/model/`, for unit tests) and the real driver
 (the next layer, running `zfs` through a command runner). The same contract tests run against
 both. Every operation either succeeds or raises a `reconciler.zfs.errors.ZFSError` subclass.
 

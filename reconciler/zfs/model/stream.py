@@ -2,8 +2,8 @@
 
 Owned here: `ModelStream` (what `ModelZFS.send` returns and `ModelZFS.receive` consumes),
 `StreamSnapshot` (one snapshot a stream delivers), and the model's `receive_resume_token`
-codec (`encode_token` / `decode_token`). Used by `zfs/model*.py` only; tests read a stream's
-fields to check what a send would carry.
+codec (`encode_token` / `decode_token`). Used inside `reconciler/zfs/model/` only; tests read
+a stream's fields to check what a send would carry.
 
 A model token looks like a real one (`1-<checksum>-<length>-<hex payload>`) and carries what
 `zfs send -nv -t` would print: toguid, fromguid, toname, bytes, rawok.

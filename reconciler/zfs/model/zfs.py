@@ -30,12 +30,12 @@ from reconciler.core.state import (
     VersionKind,
     sort_versions,
 )
-from reconciler.zfs import model_receive
 from reconciler.zfs.errors import DatasetExists, DatasetNotFound, HoldNotFound, ZFSError
-from reconciler.zfs.model_data import FsRecord, HostData, MarkRecord, SnapRecord, parent_of
-from reconciler.zfs.model_destroy import destroy_versions, rollback
-from reconciler.zfs.model_send import build_stream
-from reconciler.zfs.model_stream import ModelStream, decode_token
+from reconciler.zfs.model import receive as model_receive
+from reconciler.zfs.model.data import FsRecord, HostData, MarkRecord, SnapRecord, parent_of
+from reconciler.zfs.model.destroy import destroy_versions, rollback
+from reconciler.zfs.model.send import build_stream
+from reconciler.zfs.model.stream import ModelStream, decode_token
 from reconciler.zfs.port import SendRequest, SendStream
 
 P = ParamSpec("P")

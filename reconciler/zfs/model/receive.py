@@ -30,8 +30,8 @@ from reconciler.zfs.errors import (
     ReceiveRefused,
     StreamInterrupted,
 )
-from reconciler.zfs.model_data import FsRecord, HostData, PartialReceive, SnapRecord, parent_of
-from reconciler.zfs.model_stream import ModelStream, StreamSnapshot
+from reconciler.zfs.model.data import FsRecord, HostData, PartialReceive, SnapRecord, parent_of
+from reconciler.zfs.model.stream import ModelStream, StreamSnapshot
 
 # `zfs_prop.c` properties of ZFS_TYPE_FILESYSTEM only: `recv -o` of one onto a volume stream
 # fails ("does not apply to datasets of this type"); `-x` of one only warns.

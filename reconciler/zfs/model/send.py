@@ -13,8 +13,8 @@ encrypted filesystem needs its key loaded, and cannot carry properties (`-p`) wi
 from __future__ import annotations
 
 from reconciler.zfs.errors import DatasetNotFound, ResumeTokenStale, ZFSError
-from reconciler.zfs.model_data import FsRecord, HostData, MarkRecord, SnapRecord
-from reconciler.zfs.model_stream import ModelStream, StreamSnapshot, decode_token
+from reconciler.zfs.model.data import FsRecord, HostData, MarkRecord, SnapRecord
+from reconciler.zfs.model.stream import ModelStream, StreamSnapshot, decode_token
 from reconciler.zfs.port import SendRequest
 
 Base = SnapRecord | MarkRecord

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.zfs.errors import DatasetNotFound, SnapshotHeld, ZFSError
-from reconciler.zfs.model_data import FsRecord, HostData, SnapRecord
+from reconciler.zfs.model.data import FsRecord, HostData, SnapRecord
 
 
 def destroy_versions(data: HostData, filesystem: str, versions: Sequence[str]) -> None:

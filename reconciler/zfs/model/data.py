@@ -2,8 +2,8 @@
 
 Owned here: `HostData` (filesystems, the pool-wide txg counter, the seeded GUID source, the
 test clock and fault hooks) and the records it holds (`FsRecord`, `SnapRecord`, `MarkRecord`,
-`PartialReceive`). Used by `zfs/model.py` (the port), `zfs/model_send.py` and
-`zfs/model_receive.py`; nothing outside `reconciler/zfs/model*` touches these records.
+`PartialReceive`). Used by `zfs.py` (the port), `send.py`, `receive.py` and `destroy.py` of
+this subpackage; nothing outside `reconciler/zfs/model/` touches these records.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from reconciler.core.state import FilesystemKind
 from reconciler.zfs.errors import DatasetNotFound, HostUnreachable, ZFSError
-from reconciler.zfs.model_stream import StreamSnapshot, encode_token
+from reconciler.zfs.model.stream import StreamSnapshot, encode_token
 
 BASE_EPOCH = 1_700_000_000  # creation time of txg 0 when the test sets no clock
 EMPTY_CONTENT = "empty"
