@@ -38,7 +38,7 @@ from typing import Any
 
 from platform_tests.guest_zfs import GuestRunner, destroy_roots
 from platform_tests.harness.vm import Guest, SshDestination
-from reconciler.cli import Runtime, main
+from reconciler.cli import Console, Services, main
 from reconciler.core.state import FilesystemState, Version
 from reconciler.manifest.models import Host, Transport
 from reconciler.zfs.connect import connect as connect_for_real
@@ -299,7 +299,7 @@ class Scenario:
         ]
         if args[:1] != ("status",) and "--dry-run" not in args:
             argv += ["--lock-dir", str(self.directory / "locks")]
-        code = main(argv, Runtime(connect=self.connect, stdout=out, stderr=err))
+        code = main(argv, Console(out, err), Services(connect=self.connect))
         return Outcome(code, out.getvalue(), err.getvalue())
 
     def dry_run(self) -> Outcome:

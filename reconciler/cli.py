@@ -11,8 +11,10 @@ A pass that applies takes the lock of every host its policies touch before it ob
 keeps it to the end (guarantee 8, `apply/lock.py`); `--dry-run`, `status`, `validate` and
 `schema` change nothing and take no lock.
 
-The hosts a pass talks to come from a `connect` function (Host manifest → ZFS port) passed in
-through `Runtime`; nothing here reaches a host any other way.
+The pass itself is `apply/passes.py`'s `run_pass`, shared with the control loop and the tests;
+this module keeps parsing, rendering and exit codes. The hosts a pass talks to come from a
+`connect` function (Host manifest → ZFS port) passed in through `Services`; nothing here
+reaches a host any other way. Presentation (`Console`) is kept apart from those services.
 """
 
 from __future__ import annotations
@@ -43,11 +45,9 @@ from reconciler.manifest.schema import schema_text
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ApplyReport
-    from reconciler.apply.lock import LockHeld
-    from reconciler.core.desired import PolicyIntent
+    from reconciler.apply.lock import LockHeld, LockSet
+    from reconciler.apply.passes import Connect, Dependencies, Locker
     from reconciler.core.plan import Plan
-    from reconciler.core.state import Observed
-    from reconciler.zfs.port import ZFS
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
 # them, not here: `validate` and `schema`, which CI runs on every pull request, start in about
@@ -59,32 +59,41 @@ EXIT_CHANGES_PENDING = 2
 EXIT_USAGE = 2  # argparse's code for a usage error
 SUBCOMMANDS = ("validate", "schema", "status")
 
-Connect = Callable[[Host], "ZFS"]
+
+@dataclass(frozen=True)
+class Console:
+    """Presentation: where results (stdout) and errors, logs and progress (stderr) go."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
 
-@dataclass
-class Runtime:
-    """What the shell needs from the outside world, passed in (tests pass their own).
-
-    `connect` turns a Host manifest into a ZFS port; None means the real driver (local or ssh,
-    `zfs/connect.py`), which then reports transfer progress on `stderr` and stops its
-    pipelines when `cancel` is set (SIGINT/SIGTERM during an applying pass).
-    """
+@dataclass(frozen=True)
+class Services:
+    """What a command needs from the outside world, apart from presentation (tests pass
+    their own): `connect` turns a Host manifest into a ZFS port, None meaning the real driver
+    (local or ssh, `zfs/connect.py`); `clock` gives the time of a pass; once `cancel` is set
+    (SIGINT/SIGTERM), no new action starts and running transfers are stopped."""
 
     connect: Connect | None = None
     clock: Callable[[], float] = time.time
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
     cancel: threading.Event = field(default_factory=threading.Event)
 
-    def connector(self) -> Connect:
-        if self.connect is not None:
-            return self.connect
-        from reconciler.apply.progress import ProgressReporter
-        from reconciler.zfs.connect import connect as connect_host
+    def dependencies(self, console: Console, lock: Locker | None = None) -> Dependencies:
+        """The pass's dependencies; the real driver reports transfer progress on the
+        console's stderr when it is a terminal."""
+        from reconciler.apply.passes import Dependencies
 
-        terminal = self.stderr if _is_terminal(self.stderr) else None
-        return partial(connect_host, on_progress=ProgressReporter(terminal), cancel=self.cancel)
+        connect = self.connect
+        if connect is None:
+            from reconciler.apply.progress import ProgressReporter
+            from reconciler.zfs.connect import connect as connect_host
+
+            terminal = console.stderr if _is_terminal(console.stderr) else None
+            connect = partial(
+                connect_host, on_progress=ProgressReporter(terminal), cancel=self.cancel
+            )
+        return Dependencies(connect=connect, cancel=self.cancel, lock=lock)
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -94,8 +103,13 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> int:
-    runtime = runtime or Runtime()
+def main(
+    argv: Sequence[str] | None = None,
+    console: Console | None = None,
+    services: Services | None = None,
+) -> int:
+    console = console or Console()
+    services = services or Services()
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args and args[0] in SUBCOMMANDS else "pass"
     if command != "pass":
@@ -105,27 +119,27 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     if command == "pass" and options.detailed_exitcode and not options.dry_run:
         # an applying pass exits 0 or 1 (product.md §3); 2 would read as "changes pending"
         parser.error("--detailed-exitcode applies to --dry-run only")
-    _configure_logging(options.log_level, options.log_format, runtime.stderr)
+    _configure_logging(options.log_level, options.log_format, console.stderr)
     if command == "schema":
-        runtime.stdout.write(schema_text())
+        console.stdout.write(schema_text())
         return EXIT_OK
-    manifests = _load(options.file, runtime)
+    manifests = _load(options.file, console)
     if manifests is None:
         return EXIT_ERROR
     if command == "validate":
         count = len(manifests.hosts) + len(manifests.policies)
-        runtime.stdout.write(
+        console.stdout.write(
             f"{_count(count, 'document')} valid: {_count(len(manifests.hosts), 'host')}, "
             f"{_count(len(manifests.policies), 'policy', 'policies')}\n"
         )
         return EXIT_OK
-    if _unknown_policies(options.policy, manifests, runtime):
+    if _unknown_policies(options.policy, manifests, console):
         return EXIT_ERROR
     if command == "status":
-        return _status(options, manifests, runtime)
+        return _status(options, manifests, console, services)
     if options.dry_run:
-        return _pass(options, manifests, runtime)
-    return _locked_pass(options, manifests, runtime)
+        return _dry_run(options, manifests, console, services)
+    return _locked_pass(options, manifests, console, services)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -250,63 +264,58 @@ def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
         )
 
 
-def _load(paths: list[str] | None, runtime: Runtime) -> Manifests | None:
+def _load(paths: list[str] | None, console: Console) -> Manifests | None:
     try:
         return load_manifests(paths or ["manifests"])
     except ManifestErrors as errors:
         for error in errors.errors:
-            runtime.stderr.write(f"{error}\n")  # one line each: ManifestError escapes
-        runtime.stderr.write(f"{len(errors.errors)} error(s); nothing was applied\n")
+            console.stderr.write(f"{error}\n")  # one line each: ManifestError escapes
+        console.stderr.write(f"{len(errors.errors)} error(s); nothing was applied\n")
         return None
 
 
-def _unknown_policies(names: list[str] | None, manifests: Manifests, runtime: Runtime) -> bool:
+def _unknown_policies(names: list[str] | None, manifests: Manifests, console: Console) -> bool:
     unknown = sorted(set(names or ()) - set(manifests.policies))
     if unknown:
-        runtime.stderr.write(one_line(f"unknown policy: {', '.join(map(repr, unknown))}") + "\n")
+        console.stderr.write(one_line(f"unknown policy: {', '.join(map(repr, unknown))}") + "\n")
     return bool(unknown)
 
 
-def _hosts_of(selected: Sequence[PolicyIntent]) -> list[str]:
-    """The hosts the selected policies touch: their sources and targets, by name."""
-    return sorted({i.source_host for i in selected} | {t.host for i in selected for t in i.targets})
+def _now(options: argparse.Namespace, services: Services) -> int:
+    return options.now if options.now is not None else int(services.clock())
 
 
-def _connect(
-    names: Sequence[str], manifests: Manifests, runtime: Runtime
-) -> tuple[dict[str, ZFS], dict[str, str]]:
-    """(the hosts reached, why each of the others could not be)."""
-    from reconciler.zfs.errors import ZFSError
+def _dry_run(
+    options: argparse.Namespace, manifests: Manifests, console: Console, services: Services
+) -> int:
+    """Observe and plan, print the plan; change nothing and take no lock."""
+    from reconciler.apply.passes import run_pass
 
-    hosts: dict[str, ZFS] = {}
-    failures: dict[str, str] = {}
-    connect = runtime.connector()
-    for name in names:
-        try:
-            hosts[name] = connect(manifests.hosts[name])
-        except ZFSError as error:
-            failures[name] = str(error)
-    return hosts, failures
+    deps = services.dependencies(console)
+    result = run_pass(manifests, options.policy, _now(options, services), deps, apply=False)
+    _show_plan(result.plan, options.output, console.stdout)
+    return _dry_run_exit(result.plan, options.detailed_exitcode)
 
 
-def _pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
-    """Observe, plan, then print (dry run) or apply and report. A host that cannot be
-    connected or observed gets nothing; the other policies proceed, and the exit code is 1."""
-    from reconciler.apply.executor import execute
-    from reconciler.core.desired import intents
-    from reconciler.core.planner import plan_intents
+def _pass(
+    options: argparse.Namespace,
+    manifests: Manifests,
+    console: Console,
+    services: Services,
+    lock: Locker,
+) -> int:
+    """Observe, plan, apply and report. A host that cannot be connected or observed gets
+    nothing; the other policies proceed, and the exit code is 1."""
+    from reconciler.apply.passes import run_pass
 
-    selected = intents(manifests, options.policy)
-    now = options.now if options.now is not None else int(runtime.clock())
-    hosts, observed = _observe(selected, manifests, runtime)
-    plan = plan_intents(selected, observed, now)
-    if options.dry_run:
-        _show_plan(plan, options.output, runtime.stdout)
-        return _dry_run_exit(plan, options.detailed_exitcode)
-    with _interruptible(runtime.cancel):
-        report = execute(plan, hosts, jobs=options.jobs, cancel=runtime.cancel)
-    _show_pass(plan, report, options.output, runtime.stdout)
-    return EXIT_ERROR if report.failed or _plan_errors(plan) else EXIT_OK
+    deps = services.dependencies(console, lock)
+    with _interruptible(services.cancel):
+        result = run_pass(
+            manifests, options.policy, _now(options, services), deps, jobs=options.jobs
+        )
+    assert result.report is not None
+    _show_pass(result.plan, result.report, options.output, console.stdout)
+    return EXIT_ERROR if result.errors else EXIT_OK
 
 
 @contextmanager
@@ -392,41 +401,25 @@ def _unobserved_text(plan: Plan) -> str:
     return f", {len(hosts)} host{'' if len(hosts) == 1 else 's'} not observed: {which}"
 
 
-def _observe(
-    selected: Sequence[PolicyIntent], manifests: Manifests, runtime: Runtime
-) -> tuple[dict[str, ZFS], Observed]:
-    """Connect to and observe every host the selected policies touch: (the hosts connected,
-    what was observed). A host that cannot be connected is unobserved like one whose listing
-    fails (`HostState.error`), for a pass and for status alike; each is logged as an error."""
-    from reconciler.zfs.observe import observe_hosts
-
-    hosts, failures = _connect(_hosts_of(selected), manifests, runtime)
-    observed = observe_hosts(hosts, failures)
-    for name, state in observed.hosts.items():
-        if state.error is not None:
-            logger.error("host {} could not be observed: {}", name, state.error)
-    return hosts, observed
-
-
 # --- status -----------------------------------------------------------------------------------
 
 
-def _status(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+def _status(
+    options: argparse.Namespace, manifests: Manifests, console: Console, services: Services
+) -> int:
     """Observe as a dry run does, plan, and report how current each replica is. A host that
     cannot be reached is reported as unreachable; nothing is locked or changed."""
-    from reconciler.core.desired import intents
-    from reconciler.core.planner import plan_intents
+    from reconciler.apply.passes import run_pass
     from reconciler.core.status import render_status_text, status_report, status_to_json
 
-    selected = intents(manifests, options.policy)
-    now = options.now if options.now is not None else int(runtime.clock())
-    _hosts, observed = _observe(selected, manifests, runtime)
-    report = status_report(selected, observed, plan_intents(selected, observed, now), now)
+    now = _now(options, services)
+    result = run_pass(manifests, options.policy, now, services.dependencies(console), apply=False)
+    report = status_report(result.policies, result.observed, result.plan, now)
     if options.output == "json":
-        runtime.stdout.write(json.dumps(status_to_json(report), indent=2, ensure_ascii=False))
-        runtime.stdout.write("\n")
+        console.stdout.write(json.dumps(status_to_json(report), indent=2, ensure_ascii=False))
+        console.stdout.write("\n")
     else:
-        runtime.stdout.write(render_status_text(report))
+        console.stdout.write(render_status_text(report))
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -461,30 +454,25 @@ def _lock_wait(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
-def _locked_pass(options: argparse.Namespace, manifests: Manifests, runtime: Runtime) -> int:
+def _locked_pass(
+    options: argparse.Namespace, manifests: Manifests, console: Console, services: Services
+) -> int:
     """The applying pass, holding the lock of every host it touches from before it observes
-    them until it has reported."""
-    from reconciler.apply.lock import (
-        Holder,
-        LockError,
-        LockHeld,
-        acquire_locks,
-        default_lock_dir,
-        lock_key,
-    )
-    from reconciler.core.desired import intents
+    them until its last action has finished."""
+    from reconciler.apply.lock import Holder, LockError, LockHeld, acquire_locks, default_lock_dir
+    from reconciler.apply.lock import lock_aliases as aliases_of
 
-    aliases: dict[str, list[str]] = {}
-    for name in _hosts_of(intents(manifests, options.policy)):
-        aliases.setdefault(lock_key(manifests.hosts[name]), []).append(name)
     lock_dir = Path(options.lock_dir) if options.lock_dir else default_lock_dir()
     paths = [str(Path(p).resolve()) for p in options.file or ["manifests"]]
-    try:
+    aliases: dict[str, list[str]] = {}
+
+    def lock(hosts: Sequence[Host]) -> LockSet:
+        aliases.update(aliases_of(hosts))
         locks = acquire_locks(
             list(aliases),
             lock_dir,
             options.lock_wait,
-            holder=Holder.current(paths, runtime.clock()),
+            holder=Holder.current(paths, services.clock()),
             on_wait=lambda held: logger.info(
                 "waiting up to {} for the lock of {} ({})",
                 format_duration(options.lock_wait),
@@ -492,16 +480,18 @@ def _locked_pass(options: argparse.Namespace, manifests: Manifests, runtime: Run
                 held.holder.describe() if held.holder is not None else "holder unknown",
             ),
         )
+        logger.debug("locked {} in {}", ", ".join(locks.keys), lock_dir)
+        return locks
+
+    try:
+        return _pass(options, manifests, console, services, lock)
     except LockHeld as held:
         message = _lock_held_message(held, aliases[held.key], options.lock_wait)
-        runtime.stderr.write(one_line(message.rstrip("\n")) + "\n")
+        console.stderr.write(one_line(message.rstrip("\n")) + "\n")
         return EXIT_ERROR
     except LockError as error:
-        runtime.stderr.write(one_line(f"error: {error}") + "\n")
+        console.stderr.write(one_line(f"error: {error}") + "\n")
         return EXIT_ERROR
-    with locks:
-        logger.debug("locked {} in {}", ", ".join(locks.keys), lock_dir)
-        return _pass(options, manifests, runtime)
 
 
 def _hosts_text(hosts: Sequence[str]) -> str:

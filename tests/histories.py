@@ -14,7 +14,9 @@ properties can judge what really happened on a host the pass could not see.
 from __future__ import annotations
 
 import calendar
+import itertools
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -22,9 +24,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reconciler.apply.executor import ActionStatus, ApplyReport, execute
+from reconciler.apply.executor import ActionResult, ActionStatus, ApplyReport
+from reconciler.apply.passes import Dependencies, run_pass
 from reconciler.core.plan import Plan, SendAction
-from reconciler.core.planner import plan
 from reconciler.core.state import Observed
 from reconciler.manifest.loader import Manifests, parse_manifests
 from reconciler.zfs.model import ModelZFS
@@ -492,18 +494,21 @@ class World:
                 self._run(passes, every, nbytes)
 
     def run_pass(self, limit: int | None = None) -> PassRecord:
+        """One pass as the CLI and the loop run it (`apply.passes.run_pass`); a killed pass
+        stops starting actions once `limit` of them have finished."""
         for model in self.hosts.values():
             model.clock = self.now
         truth_before = self.truth()
-        observed = observe_hosts(self.hosts)
-        full = plan(self.manifests, observed, self.now)
-        executed = full if limit is None else replace(full, actions=full.actions[:limit])
         armed = frozenset(self.cuts)
-        report = execute(executed, self.hosts)
+        result = run_pass(self.manifests, None, self.now, self._dependencies(limit))
+        full, report = result.plan, result.report
+        assert report is not None
+        executed = full if limit is None else replace(full, actions=full.actions[:limit])
         self._consume_cuts(executed, report)
         replan = None
         if limit is None and report.ok:
-            replan = plan(self.manifests, observe_hosts(self.hosts), self.now)
+            replan = run_pass(self.manifests, None, self.now, self._dependencies(), apply=False)
+        observed = result.observed
         record = PassRecord(
             self.scenario,
             self.now,
@@ -514,10 +519,28 @@ class World:
             report,
             self.truth(),
             armed,
-            replan,
+            replan.plan if replan is not None else None,
         )
         self.records.append(record)
         return record
+
+    def _dependencies(self, limit: int | None = None) -> Dependencies:
+        """Hosts by name; with `limit`, the cancel flag is set once `limit` actions finished
+        (actions run one at a time, in plan order)."""
+        cancel = threading.Event()
+        finished = itertools.count(1)
+
+        def on_result(_result: ActionResult) -> None:
+            if limit is not None and next(finished) >= limit:
+                cancel.set()
+
+        if limit == 0:
+            cancel.set()
+        return Dependencies(
+            connect=lambda host: self.hosts[host.metadata.name],
+            cancel=cancel,
+            on_result=on_result,
+        )
 
     def _consume_cuts(self, executed: Plan, report: ApplyReport) -> None:
         """A cut is spent by the first receive on its host: any send to it that ran."""

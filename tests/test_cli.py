@@ -1,5 +1,5 @@
 """The `reconcile` command end to end: arguments, output contract and exit codes (product.md
-§3), with hosts served by the in-memory ZFS model through `Runtime.connect`."""
+§3), with hosts served by the in-memory ZFS model through `Services.connect`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.lock import LockHeld, acquire_locks, lock_file_name, lock_key
-from reconciler.cli import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_OK, Runtime, main
+from reconciler.cli import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_OK, Console, Services, main
 from reconciler.manifest.models import Host
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.model import ModelZFS
@@ -49,7 +49,7 @@ spec:
 
 
 class Fleet:
-    """Model hosts by name, and a Runtime whose output the test reads."""
+    """Model hosts by name, and a Console whose output the test reads."""
 
     def __init__(self) -> None:
         nas = ModelZFS("nas", seed=1)
@@ -66,7 +66,7 @@ class Fleet:
 
     def run(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = main(list(argv), Runtime(connect=self.connect, stdout=out, stderr=err))
+        code = main(list(argv), Console(out, err), Services(connect=self.connect))
         return code, out.getvalue(), err.getvalue()
 
 
@@ -294,7 +294,7 @@ def test_a_host_that_cannot_be_connected_is_unobserved_and_the_others_proceed(
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["-f", str(two_policies), "--now", NOW, "--output", "json"]
-    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_ERROR
+    assert main(argv, Console(out, err), Services(connect=connect)) == EXIT_ERROR
     document = json.loads(out.getvalue())
     assert document["plan"]["unobserved_hosts"] == [
         {"host": "attic", "error": "attic: no route to host"}
@@ -327,11 +327,11 @@ def test_a_host_whose_zfs_cannot_run_is_reported_by_name(tmp_path: Path) -> None
     )
     (tmp_path / "m.yaml").write_text(text)
     out, err = io.StringIO(), io.StringIO()
-    code = main(["--dry-run", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
+    code = main(["--dry-run", "-f", str(tmp_path)], Console(out, err))
     assert code == EXIT_ERROR
     assert "host_unreachable: nas" in out.getvalue()
     assert "cannot run '/nonexistent/zfs'" in out.getvalue()
-    code = main(["status", "-f", str(tmp_path)], Runtime(stdout=out, stderr=err))
+    code = main(["status", "-f", str(tmp_path)], Console(out, err))
     assert code == EXIT_ERROR
 
 
@@ -447,7 +447,7 @@ def test_status_of_a_host_that_cannot_be_connected_is_unreachable(
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["status", "-f", str(manifest), "--now", NOW]
-    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_ERROR
+    assert main(argv, Console(out, err), Services(connect=connect)) == EXIT_ERROR
     assert "source_unreachable" in out.getvalue()
     assert "host nas: unreachable (nas: no route to host)" in out.getvalue()
     assert "host backup: reachable" in out.getvalue()
@@ -483,7 +483,7 @@ def test_a_pass_holds_the_lock_of_its_hosts_while_it_observes(
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["-f", str(manifest), "--now", NOW, "--lock-dir", str(lock_dir)]
-    assert main(argv, Runtime(connect=connect, stdout=out, stderr=err)) == EXIT_OK
+    assert main(argv, Console(out, err), Services(connect=connect)) == EXIT_OK
     assert [h.holder.pid if h.holder else None for h in seen] == [os.getpid(), os.getpid()]
     assert seen[0].holder is not None and seen[0].holder.manifests == (str(manifest),)
     with acquire_locks(["local"], lock_dir, 0):  # given back when the pass ended

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import Runtime, main
+from reconciler.cli import Console, main
 from reconciler.core.plan import ReceiveOptions
 from reconciler.zfs.driver import ZfsDriver
 from reconciler.zfs.errors import (
@@ -194,7 +194,7 @@ def test_a_dry_run_pass_starts_at_most_two_zfs_processes_per_host(
     out, err = io.StringIO(), io.StringIO()
     code = main(
         ["--dry-run", "-f", str(tmp_path / "m.yaml"), "--output", "json"],
-        Runtime(stdout=out, stderr=err),
+        Console(out, err),
     )
     assert code == 0, err.getvalue()
     plan = json.loads(out.getvalue())

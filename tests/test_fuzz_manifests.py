@@ -1,6 +1,6 @@
 """Fuzz test of `reconcile validate` (hypothesis, structure-aware): mutations of valid
 manifests, YAML-level tricks, raw bytes and odd file names, each written to a file and run
-through the real CLI in-process (`main(["validate", "-f", path], runtime)`).
+through the real CLI in-process (`main(["validate", "-f", path], console)`).
 
 The properties, checked on every input (`problems`):
 
@@ -65,7 +65,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconciler.cli import Runtime, main
+from reconciler.cli import Console, main
 from tests.manifest_mutations import mutated_manifests, snake_case_inputs
 from tests.manifest_strategies import (
     COUNTS,
@@ -125,7 +125,7 @@ def hang_guard(seconds: float) -> Iterator[list[bool]]:
 def call_main(path: str) -> Outcome:
     """`reconcile validate -f PATH`, in-process; whatever `main` raises propagates."""
     out, err = io.StringIO(), io.StringIO()
-    code = main(["validate", "-f", path], Runtime(stdout=out, stderr=err))
+    code = main(["validate", "-f", path], Console(out, err))
     COUNTS["inputs"] += 1
     return Outcome(code, out.getvalue(), err.getvalue())
 
@@ -537,13 +537,13 @@ def test_a_socket_is_refused(tmp_path: Path) -> None:
 _CHILD = r"""
 import io, json, resource, sys, traceback
 sys.path.insert(0, sys.argv[1])
-from reconciler.cli import Runtime, main
+from reconciler.cli import Console, main
 with open("/proc/self/status") as status:
     size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (size + int(sys.argv[2]), resource.RLIM_INFINITY))
 out, err = io.StringIO(), io.StringIO()
 try:
-    code = main(sys.argv[3:], Runtime(stdout=out, stderr=err))
+    code = main(sys.argv[3:], Console(out, err))
 except BaseException:
     result = {"traceback": traceback.format_exc()}
 else:

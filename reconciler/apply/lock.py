@@ -53,6 +53,15 @@ def lock_key(host: Host, default_user: str | None = None) -> str:
     return f"ssh:{user}@{ssh.host.lower()}:{ssh.port}"
 
 
+def lock_aliases(hosts: Sequence[Host]) -> dict[str, list[str]]:
+    """Lock key → the names of the hosts that share it (two Host manifests can name one
+    machine), in the order given."""
+    aliases: dict[str, list[str]] = {}
+    for host in hosts:
+        aliases.setdefault(lock_key(host), []).append(host.metadata.name)
+    return aliases
+
+
 def lock_file_name(key: str) -> str:
     """A file name for `key`: its safe characters, then a hash of the whole key (unique)."""
     readable = _UNSAFE.sub("-", key).strip("-.")[:64] or "host"

@@ -1,0 +1,141 @@
+"""One reconcile pass as a service: connect, observe, plan and, unless it is a dry run, apply.
+
+Owned here: `run_pass` (manifests, selection, now, dependencies → `PassResult`), `observe`
+(the observation alone, for status), `Dependencies` (what a pass needs from the outside world:
+how to reach a host, the cancel flag, the lock of a host) and `hosts_of`. Called by the CLI
+(one pass, `--dry-run`, `status`), by the control loop (one pass per policy) and by the tests,
+so that all three run the same pass. Nothing here renders anything or picks an exit code:
+callers do; results are values.
+
+A host that cannot be connected or observed is unobserved like one whose listing fails
+(`HostState.error`): the planner gives it nothing (guarantee 5) and names it in the plan.
+With a lock, the locks of every host the pass touches are taken before it observes them and
+kept until every action has finished (guarantee 8).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from reconciler.apply.executor import ApplyReport, EventSink, execute
+from reconciler.core.desired import PolicyIntent, intents
+from reconciler.core.plan import Plan
+from reconciler.core.planner import plan_intents
+from reconciler.core.state import Observed
+from reconciler.manifest.models import Host, Manifests
+from reconciler.zfs.errors import ZFSError
+from reconciler.zfs.observe import observe_hosts
+from reconciler.zfs.port import ZFS
+
+Connect = Callable[[Host], ZFS]
+# the Host manifests a pass touches → a context that holds their locks (raises if it cannot)
+Locker = Callable[[Sequence[Host]], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What a pass needs from outside: `connect` turns a Host manifest into a ZFS port (the
+    real driver or a test's model); once `cancel` is set no further action starts and running
+    transfers are stopped by their driver; `lock`, when given, holds the hosts' locks around an
+    applying pass; `on_result` sees each action's result as it finishes."""
+
+    connect: Connect
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: Locker | None = None
+    on_result: EventSink | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The selected policies, the hosts reached (name → port) and what was observed."""
+
+    policies: tuple[PolicyIntent, ...]
+    hosts: Mapping[str, ZFS]
+    observed: Observed
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass saw, planned and did. `report` is None for a dry run."""
+
+    policies: tuple[PolicyIntent, ...]
+    observed: Observed
+    plan: Plan
+    report: ApplyReport | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.report is not None
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Why the pass is not clean, one line each: a host not observed, a conflict, a
+        failed action. Empty when every action succeeded and nothing is in conflict."""
+        lines = [f"host {u.host} not observed: {u.error}" for u in self.plan.unobserved_hosts]
+        lines += [
+            f"conflict on {c.target_host}:{c.target_filesystem} ({c.policy}): {c.message}"
+            for c in self.plan.conflicts
+        ]
+        if self.report is not None:
+            lines += [f"action {r.action_id} failed: {r.message}" for r in self.report.failed]
+        return tuple(lines)
+
+
+def hosts_of(policies: Sequence[PolicyIntent]) -> list[str]:
+    """The hosts the policies touch: their sources and targets, by name."""
+    return sorted({i.source_host for i in policies} | {t.host for i in policies for t in i.targets})
+
+
+def observe(manifests: Manifests, only: Collection[str] | None, connect: Connect) -> Observation:
+    """Connect to and observe every host the selected policies (`only`; None: all) touch.
+    Each host that could not be observed is logged as an error."""
+    policies = intents(manifests, only)
+    hosts: dict[str, ZFS] = {}
+    failures: dict[str, str] = {}
+    for name in hosts_of(policies):
+        try:
+            hosts[name] = connect(manifests.hosts[name])
+        except ZFSError as error:
+            failures[name] = str(error)
+    observed = observe_hosts(hosts, failures)
+    for name, state in observed.hosts.items():
+        if state.error is not None:
+            logger.error("host {} could not be observed: {}", name, state.error)
+    return Observation(policies, hosts, observed)
+
+
+def run_pass(
+    manifests: Manifests,
+    only: Collection[str] | None,
+    now: int,
+    deps: Dependencies,
+    *,
+    apply: bool = True,
+    jobs: int = 1,
+) -> PassResult:
+    """Observe the hosts of the selected policies (`only`; None: all), plan at `now`, and
+    unless `apply` is false carry the plan out, `jobs` independent filesystems at a time.
+    Raises what `deps.lock` raises when a lock cannot be had (nothing was observed then)."""
+    selected = intents(manifests, only)
+    held = _locks(manifests, selected, deps) if apply else nullcontext()
+    with held:
+        seen = observe(manifests, only, deps.connect)
+        plan = plan_intents(seen.policies, seen.observed, now)
+        if not apply:
+            return PassResult(seen.policies, seen.observed, plan)
+        report = execute(plan, seen.hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
+    return PassResult(seen.policies, seen.observed, plan, report)
+
+
+def _locks(
+    manifests: Manifests, selected: Sequence[PolicyIntent], deps: Dependencies
+) -> AbstractContextManager[Any]:
+    if deps.lock is None:
+        return nullcontext()
+    return deps.lock([manifests.hosts[name] for name in hosts_of(selected)])
