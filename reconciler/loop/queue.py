@@ -1,0 +1,154 @@
+"""The loop's work queue: which keys need reconciling, from when, and why.
+
+Owned here: `WorkQueue` and `WorkItem`. Called by the watch loop: the manifest watcher, the
+snapshot timers and the retry backoff `add` keys (with a reason, maybe a time); worker threads
+`get` a key, reconcile it and call `done`; the status report reads `scheduled`/`processing`.
+
+Semantics follow client-go's delaying workqueue:
+
+- One entry per key. Adding a queued key again keeps the earlier of the two times and merges
+  the reasons (in order of arrival, without repeats); a key added with `at=None` is ready now,
+  whatever the wall clock does afterwards (even if it jumps back).
+- A key handed out by `get` is *processing* until `done`; it is never handed out twice at once.
+  Adding it meanwhile queues it again, to be handed out only after `done`.
+- `get` hands out a key that is due (`time <= clock.time()`), not processing and not
+  `blocked(key, processing)`; among those the earliest time first, then the order in which keys
+  entered the queue.
+
+Waiting: `get` sleeps on one `threading.Condition` through `clock.wait` until the earliest
+future time, and is woken by `add`, `done`, `wake` and `shutdown`; it never busy-waits. A
+`stop` event cannot notify the condition by itself, so whoever sets it calls `wake()` (safe in
+a signal handler: it changes no state and the condition's lock is reentrant); a stop set without
+`wake()` is still seen within the clock's longest wait (30 s for `SystemClock`). `shutdown()`
+ends every `get` for good. The `blocked` callback runs with the queue's lock held, so it must be
+quick and must not call the queue. Each `get` scans the queue (O(n)): n is the number of
+policies, small.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from reconciler.loop.clock import Clock
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem(Generic[K]):
+    """A key handed out by `WorkQueue.get`, with why it was enqueued (merged, in order)."""
+
+    key: K
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A queued key's time, reasons, arrival number, and whether it is ready regardless of time."""
+
+    at: float
+    reasons: tuple[str, ...]
+    seq: int
+    now: bool
+
+    def merged(self, at: float, reason: str, now: bool) -> _Entry:
+        reasons = self.reasons if reason in self.reasons else (*self.reasons, reason)
+        return _Entry(min(self.at, at), reasons, self.seq, self.now or now)
+
+    def due(self, now: float) -> bool:
+        return self.now or self.at <= now
+
+
+class WorkQueue(Generic[K]):
+    """A de-duplicating, delaying queue of keys, safe for many adders and many getters."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._queued: dict[K, _Entry] = {}
+        self._processing: set[K] = set()
+        self._seq = 0
+        self._shutdown = False
+
+    def add(self, key: K, reason: str, *, at: float | None = None) -> None:
+        """Queue `key` for `at` (None: now), or merge into its entry (the earlier time wins)."""
+        now = at is None
+        when = self._clock.time() if at is None else at
+        with self._condition:
+            entry = self._queued.get(key)
+            if entry is None:
+                self._seq += 1
+                self._queued[key] = _Entry(when, (reason,), self._seq, now)
+            else:
+                self._queued[key] = entry.merged(when, reason, now)
+            self._condition.notify_all()
+
+    def get(
+        self,
+        stop: threading.Event,
+        blocked: Callable[[K, frozenset[K]], bool] | None = None,
+    ) -> WorkItem[K] | None:
+        """Block until a key may be processed and hand it out; None once stopped or shut down."""
+        with self._condition:
+            while not (stop.is_set() or self._shutdown):
+                now = self._clock.time()
+                key = self._pick(now, blocked)
+                if key is not None:
+                    entry = self._queued.pop(key)
+                    self._processing.add(key)
+                    return WorkItem(key, entry.reasons)
+                self._clock.wait(self._condition, self._next_time(now))
+            return None
+
+    def done(self, key: K) -> None:
+        """`key` is no longer processed (no-op if it was not); it may be handed out again."""
+        with self._condition:
+            self._processing.discard(key)
+            self._condition.notify_all()
+
+    def remove(self, key: K) -> None:
+        """Forget a queued `key` (a policy left the manifests); a processing key stays so."""
+        with self._condition:
+            self._queued.pop(key, None)
+
+    def wake(self) -> None:
+        """Make every waiting `get` look again (call after setting its `stop` event)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def shutdown(self) -> None:
+        """End every `get`, now and later: they return None."""
+        with self._condition:
+            self._shutdown = True
+            self._condition.notify_all()
+
+    def scheduled(self) -> dict[K, tuple[float, tuple[str, ...]]]:
+        """Queued keys (including ones re-added while processing) → (time, reasons)."""
+        with self._condition:
+            return {key: (entry.at, entry.reasons) for key, entry in self._queued.items()}
+
+    def processing(self) -> frozenset[K]:
+        """Keys handed out by `get` and not yet `done`."""
+        with self._condition:
+            return frozenset(self._processing)
+
+    def _pick(self, now: float, blocked: Callable[[K, frozenset[K]], bool] | None) -> K | None:
+        """The key to hand out now, if any: due, free, unblocked; earliest time, then arrival."""
+        busy = frozenset(self._processing)
+        ready = [
+            (entry.at, entry.seq, key)
+            for key, entry in self._queued.items()
+            if entry.due(now) and key not in busy
+        ]
+        for _, _, key in sorted(ready, key=lambda item: item[:2]):
+            if blocked is None or not blocked(key, busy):
+                return key
+        return None
+
+    def _next_time(self, now: float) -> float | None:
+        """The earliest time a queued key falls due after `now`; None if none is waiting on time."""
+        future = [entry.at for entry in self._queued.values() if not entry.due(now)]
+        return min(future, default=None)
