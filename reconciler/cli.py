@@ -5,6 +5,8 @@ results and maps outcomes to exit codes (product.md §3).
               [--lock-dir PATH] [--lock-wait DURATION]
     reconcile status [-f PATH]... [--output text|json]
     reconcile validate [-f PATH]...
+    reconcile watch [-f PATH]... [--policy NAME]... [--jobs N] [--resync DURATION]
+                    [--lock-dir PATH]
     reconcile schema
 
 A pass that applies takes the lock of every host its policies touch before it observes them, and
@@ -20,7 +22,9 @@ reaches a host any other way. Presentation (`Console`) is kept apart from those 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -57,7 +61,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2
 EXIT_USAGE = 2  # argparse's code for a usage error
-SUBCOMMANDS = ("validate", "schema", "status")
+SUBCOMMANDS = ("validate", "schema", "status", "watch")
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ def main(
     if command == "schema":
         console.stdout.write(schema_text())
         return EXIT_OK
+    if command == "watch":  # loads (and reloads) the manifests itself: an invalid set waits
+        return _watch(options, console, services)
     manifests = _load(options.file, console)
     if manifests is None:
         return EXIT_ERROR
@@ -163,7 +169,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
-        epilog="subcommands: status, validate, schema (run 'reconcile SUBCOMMAND --help')"
+        epilog="subcommands: watch, status, validate, schema (run 'reconcile SUBCOMMAND --help')"
         if command == "pass"
         else None,
     )
@@ -185,6 +191,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         help="manifest file or directory (repeatable; default ./manifests)",
     )
     if command == "validate":
+        return parser
+    if command == "watch":
+        _watch_options(parser)
         return parser
     if command == "pass":
         parser.add_argument(
@@ -426,7 +435,7 @@ def _status(
 # --- the lock of an applying pass ------------------------------------------------------------
 
 
-def _lock_options(parser: argparse.ArgumentParser) -> None:
+def _lock_options(parser: argparse.ArgumentParser, *, wait: bool = True) -> None:
     parser.add_argument(
         "--lock-dir",
         default=None,
@@ -434,6 +443,8 @@ def _lock_options(parser: argparse.ArgumentParser) -> None:
         help="where the per-host lock files live (default: $ZFS_RECONCILER_LOCK_DIR, "
         "/run/zfs-reconciler, $XDG_RUNTIME_DIR/zfs-reconciler or /tmp/zfs-reconciler-UID)",
     )
+    if not wait:
+        return
     parser.add_argument(
         "--lock-wait",
         type=_lock_wait,
@@ -508,3 +519,140 @@ def _lock_held_message(held: LockHeld, hosts: Sequence[str], waited: int) -> str
         else "retry later or pass --lock-wait 5m"
     )
     return f"error: another reconciler holds the lock for {which} ({who}): {held.path}; {advice}\n"
+
+
+# --- the control loop -------------------------------------------------------------------------
+
+
+def _watch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="reconcile only this policy (repeatable)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="passes of non-overlapping policies at once, and actions at once in each (default 4)",
+    )
+    parser.add_argument(
+        "--resync",
+        type=_resync,
+        default=600,
+        metavar="DURATION",
+        help="pass every policy at least this often, repairing drift made by hand (default 10m)",
+    )
+    _lock_options(parser, wait=False)
+
+
+def _resync(text: str) -> int:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
+    return seconds
+
+
+def _watch(options: argparse.Namespace, console: Console, services: Services) -> int:
+    """Run the control loop until SIGTERM or SIGINT (exit 0); SIGHUP re-reads the manifests.
+    The signal handlers only note the signal and write a byte to a pipe the main thread
+    reads: they take no lock, so they cannot deadlock with the thread they interrupt."""
+    from reconciler.apply.lock import Holder, default_lock_dir
+    from reconciler.loop.clock import SystemClock
+    from reconciler.loop.controller import Controller, LoopOptions, LoopServices
+    from reconciler.loop.locks import SharedHostLocks
+
+    paths = tuple(options.file or ["manifests"])
+    resolved = [str(Path(p).resolve()) for p in paths]
+    lock_dir = Path(options.lock_dir) if options.lock_dir else default_lock_dir()
+    deps = services.dependencies(console)
+    controller = Controller(
+        LoopOptions(
+            paths=paths,
+            policies=frozenset(options.policy) if options.policy else None,
+            jobs=options.jobs,
+            resync=options.resync,
+        ),
+        LoopServices(
+            connect=deps.connect,
+            clock=SystemClock(),
+            cancel=services.cancel,
+            lock=SharedHostLocks(lock_dir, lambda: Holder.current(resolved, services.clock())),
+        ),
+    )
+
+    with _signals() as signals:
+        logger.info(
+            "watching {} (resync every {}, {} at once; locks in {})",
+            ", ".join(paths),
+            format_duration(options.resync),
+            options.jobs,
+            lock_dir,
+        )
+        watcher_stop = threading.Event()
+        watching = controller.watch_manifests(watcher_stop)
+        controller.start()
+        while True:
+            received = signals.next()
+            if received in (signal.SIGTERM, signal.SIGINT):
+                logger.warning(
+                    "{}: stopping: no new pass starts; running transfers are cut",
+                    signal.Signals(received).name,
+                )
+                break
+            logger.info("SIGHUP: reading the manifests again")
+            controller.reload("SIGHUP")
+        controller.stop()
+        watcher_stop.set()
+        controller.join()
+        watching.join(1.0)
+    logger.info("stopped")
+    return EXIT_OK
+
+
+class _SignalPipe:
+    """Signals noted by their handlers and handed to the main thread through a pipe (also
+    the interpreter's wakeup fd)."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        os.set_blocking(self.write_end, False)
+        self.pending: list[int] = []
+
+    def handler(self, signum: int, _frame: object) -> None:
+        self.pending.append(signum)
+        with contextlib.suppress(OSError):  # a full pipe: a byte is already waiting
+            os.write(self.write_end, b"!")
+
+    def next(self) -> int:
+        """Block until a signal arrives; the oldest one not yet handed out."""
+        while not self.pending:
+            os.read(self.read_end, 64)
+        return self.pending.pop(0)
+
+    def close(self) -> None:
+        os.close(self.read_end)
+        os.close(self.write_end)
+
+
+@contextmanager
+def _signals() -> Iterator[_SignalPipe]:
+    pipe = _SignalPipe()
+    wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, pipe.handler) for sig in wanted}
+    # a signal may be delivered to any thread; the C-level handler then writes to this pipe,
+    # which wakes the main thread's read so that the Python-level handler runs there
+    previous_fd = signal.set_wakeup_fd(pipe.write_end, warn_on_full_buffer=False)
+    try:
+        yield pipe
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        pipe.close()

@@ -1,0 +1,144 @@
+"""The control loop's state: one frozen value saying what the loop knows and will do next.
+
+Owned here: `LoopState` (manifest generation and validity, the errors of an invalid edit, and
+per policy a `PolicyState`: its last pass, its condition, its current error and when and why it
+wakes next), `PassSummary`, `PolicyCondition`, the outcome classes (`Outcome`) and the JSON
+form (`state_to_json`, with `format_version`) that `docs/loop.md` describes. Built by the
+controller (`loop/controller.py`) after every pass and every manifest load; read by its logs,
+by tests, and meant for an HTTP endpoint and `reconcile status`. Pure values: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+LOOP_STATE_FORMAT_VERSION = 1
+
+
+class Outcome(StrEnum):
+    """How a pass ended, as the loop classifies it (docs/loop.md "Errors")."""
+
+    OK = "ok"  # every action succeeded, nothing in conflict, every host observed
+    TRANSIENT = "transient"  # worth retrying soon: a host unreachable, a stream cut, a lock held
+    PERMANENT = "permanent"  # waits for a manifest edit or the next resync: conflict, refusal
+    CANCELLED = "cancelled"  # the loop is stopping
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCondition:
+    """Kubernetes-style: `ready` with a CamelCase `reason` and a human `message`."""
+
+    ready: bool
+    reason: str
+    message: str
+    since: float  # UNIX seconds: when it last changed
+
+    def same(self, other: PolicyCondition | None) -> bool:
+        return other is not None and (self.ready, self.reason) == (other.ready, other.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PassSummary:
+    pass_id: int
+    policy: str
+    generation: str
+    started: float
+    seconds: float
+    now: int  # the time the plan was made for
+    why: tuple[str, ...]  # the wake-up reasons that started it
+    actions: int
+    failed: int
+    conflicts: int
+    unobserved: tuple[str, ...]
+    outcome: Outcome
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    at: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    name: str
+    condition: PolicyCondition | None = None
+    last_pass: PassSummary | None = None
+    error: str | None = None  # the current error, until a pass succeeds
+    failures: int = 0  # consecutive transient failures (the backoff's count)
+    next_wakeup: Wakeup | None = None
+    running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    started: float
+    generation: str | None = None  # hash of the normalized manifests in force (None: none yet)
+    manifests_valid: bool = False  # whether the last load succeeded
+    manifest_errors: tuple[str, ...] = ()  # FILE:LINE:COLUMN: field.path: message
+    policies: Mapping[str, PolicyState] = field(default_factory=dict)
+    passes: int = 0
+    stopping: bool = False
+
+
+def state_to_json(state: LoopState) -> dict[str, Any]:
+    return {
+        "format_version": LOOP_STATE_FORMAT_VERSION,
+        "started": _iso(state.started),
+        "generation": state.generation,
+        "manifests_valid": state.manifests_valid,
+        "manifest_errors": list(state.manifest_errors),
+        "passes": state.passes,
+        "stopping": state.stopping,
+        "policies": {name: _policy_json(p) for name, p in sorted(state.policies.items())},
+    }
+
+
+def _policy_json(policy: PolicyState) -> dict[str, Any]:
+    condition = policy.condition
+    last = policy.last_pass
+    wakeup = policy.next_wakeup
+    return {
+        "condition": None
+        if condition is None
+        else {
+            "ready": condition.ready,
+            "reason": condition.reason,
+            "message": condition.message,
+            "since": _iso(condition.since),
+        },
+        "last_pass": None
+        if last is None
+        else {
+            "id": last.pass_id,
+            "generation": last.generation,
+            "started": _iso(last.started),
+            "seconds": round(last.seconds, 3),
+            "why": list(last.why),
+            "actions": last.actions,
+            "failed": last.failed,
+            "conflicts": last.conflicts,
+            "unobserved_hosts": list(last.unobserved),
+            "outcome": last.outcome.value,
+            "errors": list(last.errors),
+        },
+        "error": policy.error,
+        "failures": policy.failures,
+        "next_wakeup": None
+        if wakeup is None
+        else {"at": _iso(wakeup.at), "why": list(wakeup.reasons)},
+        "running": policy.running,
+    }
+
+
+def _iso(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(seconds, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
