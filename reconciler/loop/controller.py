@@ -83,11 +83,15 @@ class LoopOptions:
     resync: int = DEFAULT_RESYNC
 
 
+PassObserver = Callable[[PassSummary, PassResult | None], None]
+
+
 @dataclass(frozen=True)
 class LoopServices:
     """The loop's outside world: how to reach a host, the clock, the cancel flag running
-    transfers watch, the hosts' locks, how manifests are loaded, and a random source for the
-    backoff's jitter."""
+    transfers watch, the hosts' locks, how manifests are loaded, a random source for the
+    backoff's jitter, and who is told of every finished pass (`on_pass`: the summary and, when
+    the pass got that far, its result; called on the worker's thread)."""
 
     connect: Connect
     clock: Clock
@@ -95,6 +99,7 @@ class LoopServices:
     lock: Locker | None = None
     load: Callable[[Sequence[str]], Manifests] = load_manifests
     rng: random.Random = field(default_factory=random.Random)
+    on_pass: PassObserver | None = None
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,8 @@ class Controller:
         if outcome is not Outcome.CANCELLED:
             wakeups = self._next_wakeups(key, current, result, now, outcome)
         self._record(key, summary, reason, error)
+        if self.services.on_pass is not None:
+            self.services.on_pass(summary, result)
         if wakeups:
             self._schedule(key, wakeups)
 
