@@ -284,3 +284,25 @@ def test_stop_mid_send_exits_cleanly_and_a_new_loop_resumes(harness: MakeLoop) -
     assert loop.snapshots("backup", "vault/nas/tank/home/alice") == [
         snapshot_name("zr_home_", START)
     ]
+
+
+def test_drift_made_by_hand_is_repaired_at_the_next_resync(harness: MakeLoop) -> None:
+    loop = harness(HOSTS + policy("home", "{'tank/home<': true}", interval="1h"), resync=600)
+    loop.start()
+    loop.wait_passes("home", 1)
+    first = snapshot_name("zr_home_", START)
+    wakeup = loop.policy("home").next_wakeup
+    assert wakeup is not None and (wakeup.at, wakeup.reasons) == (START + 600, ("periodic resync",))
+    # by hand: the holds that protect the common snapshot released on both sides
+    tag = "zr_home_:home:offsite"
+    loop.models["nas"].release("tank/home", first, tag)
+    loop.models["backup"].release("vault/nas/tank/home/alice", first, tag)
+    loop.advance(599)
+    loop.idle()
+    assert loop.finished("home") == 1
+    loop.advance(1)
+    loop.wait_passes("home", 2)
+    source = loop.models["nas"].observe().filesystems["tank/home"]
+    replica = loop.models["backup"].observe().filesystems["vault/nas/tank/home/alice"]
+    assert tag in source.snapshots[0].holds and tag in replica.snapshots[0].holds
+    assert loop.policy("home").last_pass.why == ("periodic resync",)  # type: ignore[union-attr]

@@ -280,10 +280,11 @@ class Controller:
             self._backoff.forget(name)
             logger.info("policy {}: gone from the manifests; no longer reconciled", name)
         logger.info(
-            "{}: generation {} in force: {} policies, {} to reconcile now",
+            "{}: generation {} in force: {} {}, {} to reconcile now",
             why,
             new,
             len(selected),
+            "policy" if len(selected) == 1 else "policies",
             len(affected),
         )
         for name in sorted(affected):
