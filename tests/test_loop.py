@@ -306,3 +306,29 @@ def test_drift_made_by_hand_is_repaired_at_the_next_resync(harness: MakeLoop) ->
     replica = loop.models["backup"].observe().filesystems["vault/nas/tank/home/alice"]
     assert tag in source.snapshots[0].holds and tag in replica.snapshots[0].holds
     assert loop.policy("home").last_pass.why == ("periodic resync",)  # type: ignore[union-attr]
+
+
+def test_an_unreachable_target_never_delays_the_sources_snapshots(harness: MakeLoop) -> None:
+    loop = harness(HOSTS + policy("home", "{'tank/home<': true}", interval="1m"))
+    loop.models["backup"].set_unreachable("ssh: connect to host backup: Connection refused")
+    loop.start()
+    loop.wait_passes("home", 1)
+    for minute in range(1, 7):
+        loop.advance(MINUTE)
+        loop.wait_for(
+            lambda m=minute: (
+                snapshot_name("zr_home_", START + m * MINUTE) in loop.snapshots("nas", "tank/home")
+            ),
+            why=f"the snapshot of minute {minute}",
+        )
+    home = loop.policy("home")
+    # the backoff has grown past the interval (5 s doubling: 160 s after 6 failures)...
+    assert home.failures >= 6
+    # ...and still the next wake-up is the next snapshot, a minute away
+    assert home.next_wakeup is not None and "snapshot due" in home.next_wakeup.reasons
+    loop.models["backup"].set_unreachable(None)
+    loop.advance(MINUTE)
+    loop.wait_for(lambda: bool(loop.policy("home").condition.ready), why="catch-up")  # type: ignore[union-attr]
+    assert loop.snapshots("backup", "vault/nas/tank/home")[-1] == snapshot_name(
+        "zr_home_", START + 7 * MINUTE
+    )

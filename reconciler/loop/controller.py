@@ -421,15 +421,20 @@ class Controller:
         """(time, why) of each reason to pass the policy again."""
         wakeups: list[tuple[float, str]] = [(now + self.options.resync, "periodic resync")]
         due: float | None = self._snapshot_due(current.intents[key], result, now)
+        retry: float | None = None
         if outcome is Outcome.TRANSIENT:
             retry = self._retry_at(key)
             wakeups.append((retry, f"retry {self._backoff.failures(key)} after a transient error"))
-            if due is not None:
-                due = max(due, retry)
         else:
             self._backoff.succeeded(key)
-        if due is not None and (outcome is Outcome.OK or due > now):
-            wakeups.append((max(due, now + 1), "snapshot due"))
+        if due is not None and due <= now:
+            # due already: this pass did not take the snapshot (it failed, or its source was not
+            # observed); try again with the retry, not at once
+            due = retry if retry is not None else (now + 1 if outcome is Outcome.OK else None)
+        if due is not None:
+            # a snapshot falling due is never held back by the backoff of another error (an
+            # unreachable target must not stop the source's snapshots)
+            wakeups.append((due, "snapshot due"))
         return wakeups
 
     def _snapshot_due(
