@@ -5,6 +5,7 @@ Hosts are the in-memory ZFS model; signals are real, sent to this process."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import threading
@@ -67,6 +68,20 @@ def test_watch_runs_until_a_signal_and_exits_0(manifest: Path, tmp_path: Path, s
     assert signal.getsignal(stop) is before  # the handlers are given back
     for path in (tmp_path / "locks").glob("*.lock"):  # and no lock is left held
         assert path.read_bytes() == b""
+
+
+def test_watch_logs_json_records_with_the_policy_and_pass(manifest: Path, tmp_path: Path) -> None:
+    fleet = Fleet()
+    out, err = io.StringIO(), io.StringIO()
+    _when(lambda: "pass 1 ok" in err.getvalue(), lambda: os.kill(os.getpid(), signal.SIGTERM))
+    argv = ["watch", "-f", str(manifest), "--lock-dir", str(tmp_path / "locks"), "--log-format"]
+    code = main([*argv, "json"], Console(out, err), Services(connect=fleet.connect))
+    assert code == EXIT_OK
+    records = [json.loads(line)["record"] for line in err.getvalue().splitlines()]
+    ended = [r for r in records if r["message"].startswith("policy home: pass 1 ok")]
+    assert len(ended) == 1
+    assert ended[0]["extra"] == {"policy": "home", "pass_id": 1}
+    assert ended[0]["level"]["name"] == "INFO"
 
 
 @pytest.mark.parametrize(
