@@ -25,21 +25,12 @@ from reconciler.loop.state import LoopState, PolicyState
 from reconciler.manifest.models import Host
 from reconciler.zfs.model import ModelZFS
 from reconciler.zfs.port import ZFS, SendStream
+from tests.test_cli import HOSTS
+
+__all__ = ["HOSTS", "MINUTE", "START", "GatedZFS", "LoopHarness", "policy"]
 
 START = calendar.timegm((2026, 12, 4, 10, 0, 0, 0, 0, 0))
 MINUTE = 60
-
-HOSTS = """\
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: nas}
-spec: {transport: local}
----
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: backup}
-spec: {transport: local}
-"""
 
 
 def policy(

@@ -22,7 +22,7 @@ from tests.test_lock import held_by_another_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-11-26T12:00:00Z"
-MANIFESTS = """\
+HOSTS = """\
 apiVersion: zfs-reconciler.dev/v1alpha1
 kind: Host
 metadata: {name: nas}
@@ -32,6 +32,10 @@ apiVersion: zfs-reconciler.dev/v1alpha1
 kind: Host
 metadata: {name: backup}
 spec: {transport: local}
+"""
+MANIFESTS = (
+    HOSTS
+    + """\
 ---
 apiVersion: zfs-reconciler.dev/v1alpha1
 kind: Policy
@@ -46,6 +50,7 @@ spec:
       root: vault/nas
       retention: {keep: [{lastN: 5}]}
 """
+)
 
 
 class Fleet:

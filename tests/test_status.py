@@ -26,19 +26,13 @@ from reconciler.core.status import (
 )
 from reconciler.manifest.loader import parse_manifests
 from tests.notation import guid_of, observed_from
+from tests.test_cli import HOSTS
 
 NOW = calendar.timegm((2026, 11, 26, 12, 0, 0, 0, 0, 0))
 TAG = "zr_:home:offsite"
-MANIFESTS = """\
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: nas}
-spec: {transport: local}
----
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: backup}
-spec: {transport: local}
+MANIFESTS = (
+    HOSTS
+    + """\
 ---
 apiVersion: zfs-reconciler.dev/v1alpha1
 kind: Policy
@@ -53,6 +47,7 @@ spec:
       protection: resumable
       initialReplication: mostRecent
 """
+)
 # the newest common snapshot of a converged pair, as both sides carry it
 SRC_1150 = f"zr_20261126T115000Z[{TAG}] #zr_20261126T115000Z_offsite=zr_20261126T115000Z"
 DST_1150 = f"zr_20261126T115000Z[{TAG}]"

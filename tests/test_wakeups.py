@@ -15,21 +15,10 @@ from reconciler.core.schedule import is_due
 from reconciler.core.state import FilesystemState, HostState, Version, VersionKind
 from reconciler.core.wakeups import next_snapshot_due, policies_overlap
 from reconciler.manifest.loader import parse_manifests
+from tests.test_cli import HOSTS
 
 T0 = calendar.timegm((2026, 12, 4, 10, 7, 0, 0, 0, 0))
 MIN, HOUR = 60, 3600
-
-HOSTS = """
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: nas}
-spec: {transport: local}
----
-apiVersion: zfs-reconciler.dev/v1alpha1
-kind: Host
-metadata: {name: backup}
-spec: {transport: local}
-"""
 
 
 def _policy(
