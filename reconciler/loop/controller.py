@@ -114,7 +114,7 @@ class _Generation:
 
 class Controller:
     """The loop. `start()` loads the manifests and starts the workers; `reload(why)` (any
-    thread) re-reads the manifests; `stop()` (any thread, a signal handler too) ends it;
+    thread) re-reads the manifests; `stop()` (any thread) ends it;
     `join()` waits for the workers; `state()` is the loop's state as one value."""
 
     def __init__(self, options: LoopOptions, services: LoopServices) -> None:
@@ -124,7 +124,8 @@ class Controller:
         self._queue: WorkQueue[str] = WorkQueue(services.clock)
         self._backoff = Backoff(rng=services.rng)
         self._stop = threading.Event()
-        self._mutex = threading.Lock()  # guards _current, _state and _overlaps
+        self._mutex = threading.Lock()  # guards _current and _state
+        # the overlap of two policies, per generation: read and written under the queue's lock
         self._reload_mutex = threading.Lock()  # one reload at a time
         self._current: _Generation | None = None
         self._state = LoopState(started=services.clock.time())
@@ -165,7 +166,8 @@ class Controller:
 
     def stop(self) -> None:
         """Start nothing new, cut running transfers (they resume from their token next
-        time), wake every waiting worker. Safe in a signal handler."""
+        time), wake every waiting worker. Any thread; not a signal handler (it takes locks:
+        the CLI's handlers only note the signal, `cli._signals`)."""
         self._stop.set()
         self.services.cancel.set()
         self._queue.shutdown()
