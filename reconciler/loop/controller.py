@@ -125,10 +125,10 @@ class Controller:
         self._backoff = Backoff(rng=services.rng)
         self._stop = threading.Event()
         self._mutex = threading.Lock()  # guards _current and _state
-        # the overlap of two policies, per generation: read and written under the queue's lock
         self._reload_mutex = threading.Lock()  # one reload at a time
         self._current: _Generation | None = None
         self._state = LoopState(started=services.clock.time())
+        # whether two policies overlap, per generation: read and written under the queue's lock
         self._overlaps: dict[tuple[str, str], bool] = {}
         self._pass_ids = itertools.count(1)
         self._workers: list[threading.Thread] = []
