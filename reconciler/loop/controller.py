@@ -376,7 +376,7 @@ class Controller:
         )
         wakeups = []
         if outcome is not Outcome.CANCELLED:
-            wakeups = self._next_wakeups(key, current, result, now, outcome)
+            wakeups = self._next_wakeups(key, result, now, outcome)
         self._record(key, summary, reason, error)
         if self.services.on_pass is not None:
             self.services.on_pass(summary, result)
@@ -415,14 +415,13 @@ class Controller:
     def _next_wakeups(
         self,
         key: str,
-        current: _Generation,
         result: PassResult | None,
         now: int,
         outcome: Outcome,
     ) -> list[tuple[float, str]]:
         """(time, why) of each reason to pass the policy again."""
         wakeups: list[tuple[float, str]] = [(now + self.options.resync, "periodic resync")]
-        due: float | None = self._snapshot_due(current.intents[key], result, now)
+        due: float | None = self._snapshot_due(key, result, now)
         retry: float | None = None
         if outcome is Outcome.TRANSIENT:
             retry = self._retry_at(key)
@@ -439,10 +438,11 @@ class Controller:
             wakeups.append((due, "snapshot due"))
         return wakeups
 
-    def _snapshot_due(
-        self, intent: PolicyIntent, result: PassResult | None, now: int
-    ) -> int | None:
-        if result is None:
+    def _snapshot_due(self, key: str, result: PassResult | None, now: int) -> int | None:
+        """From the pass's own intent: an intent memoizes what it parses of snapshot names,
+        so one kept across passes (the generation's) would grow with every snapshot."""
+        intent = next((i for i in result.policies if i.name == key), None) if result else None
+        if result is None or intent is None:
             return None
         taken = False
         if result.report is not None:
