@@ -30,6 +30,7 @@ bench: vm-setup
 	$(BIN)/python -m tests.bench.plan_bench --scenario prune
 	$(BIN)/python -m tests.bench.parse_bench
 	$(BIN)/python -m tests.bench.validate_bench
+	$(BIN)/python -m tests.bench.loop_bench
 	$(BIN)/python -m platform_tests.bench_reconcile
 
 check: lint typecheck test
