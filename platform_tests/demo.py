@@ -10,7 +10,12 @@ a host with those pools), printing each command and its output:
 3. `reconcile` (applies it),
 4. `reconcile --dry-run --detailed-exitcode` (steady state: no changes, exit 0),
 5. `reconcile status`,
-6. `zfs list` of what is now on both pools.
+6. `zfs list` of what is now on both pools,
+7. the control loop: `reconcile watch` on a copy of the manifests (in the guest's /tmp, so
+   the repository's are never edited), its log shown as it comes; an edit of that copy (the
+   policy now backs up `tank/home/scratch` too) is applied by the running loop without a
+   restart; then SIGTERM, and the loop exits 0,
+8. `zfs list` of what the edit brought to the backup pool.
 
 The guest is stopped at the end unless `--keep` is given. Exit status: 0 when every step did
 what it should, 1 otherwise.
@@ -21,11 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from platform_tests.harness.vm import Guest, HarnessError, start_guest
+from platform_tests.test_watch import LogLine, WatchLog
 
 REPO = Path(__file__).resolve().parent.parent
 POOLS = {"tank": "1G", "backup": "1G"}
@@ -41,6 +48,13 @@ REPLICA = "backup/tank-replica/tank/home"
 # after the pass: what must be on the backup pool, and what must not
 EXPECTED = (f"{REPLICA}/alice", f"{REPLICA}/bob")
 EXCLUDED = (f"{REPLICA}/scratch",)
+# the control loop's part: a copy of the manifests in the guest, and the edit made to it
+WATCH_DIR = "/tmp/zr-demo-watch"
+WATCHED = f"{WATCH_DIR}/manifests"
+WATCH_PID = f"{WATCH_DIR}/watch.pid"
+EDIT = (
+    f'sed -i \'s|"tank/home/scratch<": false|"tank/home/scratch<": true|\' {WATCHED}/example.yaml'
+)
 
 
 def _reconcile() -> str:
@@ -81,7 +95,7 @@ def run_demo(guest: Guest) -> bool:
         ),
     ]
     ok = all(_show(guest, title, argv, expect) for title, argv, expect in steps)
-    return ok and _replicated(guest)
+    return ok and _replicated(guest) and _watch(guest)
 
 
 def _replicated(guest: Guest) -> bool:
@@ -96,6 +110,67 @@ def _replicated(guest: Guest) -> bool:
     for fs in leaked:
         print(f"demo: {fs} was replicated although the policy excludes it", file=sys.stderr)
     return not missing and not leaked
+
+
+def _watch(guest: Guest) -> bool:
+    """`reconcile watch` in the guest on a copy of the manifests: an edit of the copy is
+    applied without a restart, and SIGTERM ends the loop with exit 0."""
+    print("\n=== the control loop: reconcile watch, on a copy of the manifests", flush=True)
+    guest.sh(
+        f"rm -rf {WATCH_DIR} && mkdir -p {WATCHED} && cp {REPO}/manifests/*.yaml {WATCHED}/",
+        check=True,
+    )
+    argv = [_reconcile(), "watch", "-f", WATCHED, "--resync", "1h"]
+    print(f"$ {shlex.join(argv)} &", flush=True)
+    # `sh` notes the loop's pid for the SIGTERM, then becomes the loop (exec)
+    started = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', WATCH_PID, *argv]
+    process = subprocess.Popen(
+        guest.exec_argv(started),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    log = WatchLog(process.stderr, echo=_echo)
+    try:
+        return _drive(guest, process, log)
+    except AssertionError as failure:
+        print(f"demo: {str(failure).splitlines()[0]}", file=sys.stderr, flush=True)
+        return False
+    finally:
+        if process.poll() is None:
+            process.kill()  # exec.py drops the connection: the agent ends the guest command
+            process.wait()
+
+
+def _echo(line: LogLine) -> None:
+    print(f"  | {line.text}", flush=True)
+
+
+def _drive(guest: Guest, process: subprocess.Popen[str], log: WatchLog) -> bool:
+    # Python and the first pass under emulation take a while: up to a minute or two
+    log.expect(r"^policy home: pass 1 ok: ", timeout=300)
+    print("\n=== edit the copy while the loop runs: back up tank/home/scratch too", flush=True)
+    print(f"$ {EDIT}", flush=True)
+    # the guest's own clock, which stamps the loop's log lines (the host's may differ by ~1 s)
+    written = float(guest.sh(f"date +%s.%N && {EDIT}", check=True).stdout.split()[0])
+    log.expect(r'^manifest change: policy home: spec\.source\.filesystems\["tank/home/scratch<"\]')
+    start, found = log.expect(r"^policy home: pass (\d+) starts: .*manifests changed", timeout=60)
+    log.expect(rf"^policy home: pass {found[1]} ok: ", timeout=300)
+    seen = f"{start.time - written:.1f}s" if start.time is not None else "?"
+    print(f"--- applied by the running loop: its pass started {seen} after the edit", flush=True)
+    print("\n=== stop the loop: SIGTERM", flush=True)
+    print(f"$ kill -TERM $(cat {WATCH_PID})", flush=True)
+    stopping = time.monotonic()
+    guest.sh(f"kill -TERM $(cat {WATCH_PID})", check=True)
+    code = process.wait(timeout=60)
+    took = time.monotonic() - stopping
+    log.expect(r"^stopped$", timeout=10)
+    print(f"--- exit {code} in {took:.1f}s{'' if code == 0 else ' (unexpected)'}", flush=True)
+    listing = ["zfs", "list", "-t", "all", "-o", "name,used,userrefs", "-r", EXCLUDED[0]]
+    shown = _show(guest, "what the edit brought to the backup pool", listing)
+    return code == 0 and shown
 
 
 def main(argv: list[str] | None = None) -> int:

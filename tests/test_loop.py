@@ -332,3 +332,18 @@ def test_an_unreachable_target_never_delays_the_sources_snapshots(harness: MakeL
     assert loop.snapshots("backup", "vault/nas/tank/home")[-1] == snapshot_name(
         "zr_home_", START + 7 * MINUTE
     )
+
+
+def test_the_loop_keeps_no_per_snapshot_memo_across_passes(harness: MakeLoop) -> None:
+    """The generation's intents (kept until the next edit) are never asked about snapshots:
+    their memos would otherwise keep every snapshot name ever observed (a leak found by
+    `make bench`)."""
+    loop = harness(HOSTS + policy("home", "{'tank/home<': true}", keep="{lastN: 1}"))
+    loop.start()
+    for count in range(1, 4):
+        loop.wait_passes("home", count)
+        loop.advance(15 * MINUTE)
+    current = loop.controller._current
+    assert current is not None
+    intent = current.intents["home"]
+    assert (intent._times, intent._managed, intent._replicated) == ({}, {}, {})
