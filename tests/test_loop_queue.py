@@ -153,15 +153,28 @@ def test_a_sleeping_getter_is_woken_by_an_add(queue: WorkQueue[str], clock: Fake
     assert time.monotonic() - started < 1.0
 
 
-def test_a_key_ready_now_survives_the_wall_clock_jumping_back(
+def test_after_the_clock_jumps_back_every_key_is_due(
     queue: WorkQueue[str], clock: FakeClock
 ) -> None:
     queue.add("now", "manifest changed")
     queue.add("later", "timer", at=T0 + 1)
     clock.set(T0 - 3600)
-    assert look(queue, clock) == WorkItem("now", ("manifest changed",))
-    assert look(queue, clock) is None  # "later" is an hour and a second away now
-    clock.set(T0 + 1)
+    # "later" was timed on the old clock: after a jump back it is due now, to be timed again
+    first, second = look(queue, clock), look(queue, clock)
+    assert {first, second} == {
+        WorkItem("now", ("manifest changed",)),
+        WorkItem("later", ("timer", "the clock went back 3600s")),
+    }
+
+
+def test_the_clock_stepping_back_less_than_a_second_is_no_jump(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    queue.add("later", "timer", at=T0 + 60)
+    assert look(queue, clock) is None
+    clock.set(T0 - 0.5)
+    assert look(queue, clock) is None
+    clock.set(T0 + 60)
     assert look(queue, clock) == WorkItem("later", ("timer",))
 
 
@@ -411,3 +424,17 @@ def test_fake_clock_sleep_waits_for_the_clock_to_be_moved() -> None:
     assert clock.time() == T0 + 5  # sleep does not move the clock
     clock.advance(5)
     assert slept.wait(JOIN)
+
+
+def test_fake_clock_counts_the_waiters_that_saw_its_last_move() -> None:
+    clock = FakeClock(T0, poll=10.0)
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add("later", "timer", at=T0 + 60)
+    getter = Getter(queue)
+    wait_until(lambda: clock.waiting_since_move() == 1)
+    clock.advance(1)  # the getter wakes, looks at the time, and waits again
+    wait_until(lambda: clock.waiting_since_move() == 1)
+    assert clock.waiting() == 1
+    getter.stop.set()
+    queue.wake()
+    assert getter.result() is None

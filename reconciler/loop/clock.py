@@ -85,7 +85,8 @@ class FakeClock:
         self._now = start
         self._poll = poll
         self._lock = threading.Lock()
-        self._waiting: list[threading.Condition] = []
+        self._waiting: list[tuple[threading.Condition, int]] = []  # (condition, move seen)
+        self._moves = 0  # how many times the clock was moved
 
     def time(self) -> float:
         with self._lock:
@@ -97,14 +98,16 @@ class FakeClock:
             raise ValueError(f"advance() moves forward only, not by {seconds}; use set()")
         with self._lock:
             self._now += seconds
-            waiting = list(self._waiting)
+            self._moves += 1
+            waiting = [condition for condition, _ in self._waiting]
         _notify(waiting)
 
     def set(self, now: float) -> None:
         """Jump to `now`, forward or backward (a wall-clock jump)."""
         with self._lock:
             self._now = now
-            waiting = list(self._waiting)
+            self._moves += 1
+            waiting = [condition for condition, _ in self._waiting]
         _notify(waiting)
 
     def waiting(self) -> int:
@@ -112,16 +115,23 @@ class FakeClock:
         with self._lock:
             return len(self._waiting)
 
+    def waiting_since_move(self) -> int:
+        """How many threads went into `wait()` after the clock was last moved: they have
+        looked at the time as it is now (a test's way to know a move was seen)."""
+        with self._lock:
+            return sum(1 for _, move in self._waiting if move == self._moves)
+
     def wait(self, condition: threading.Condition, deadline: float | None) -> None:
         with self._lock:
             if deadline is not None and deadline <= self._now:
                 return
-            self._waiting.append(condition)
+            entry = (condition, self._moves)
+            self._waiting.append(entry)
         try:
             condition.wait(self._poll)
         finally:
             with self._lock:
-                self._waiting.remove(condition)
+                self._waiting.remove(entry)
 
     def sleep(self, seconds: float) -> None:
         """Return once the clock has been moved `seconds` past now (sleep never moves it)."""

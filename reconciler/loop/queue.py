@@ -14,6 +14,10 @@ Semantics follow client-go's delaying workqueue:
 - `get` hands out a key that is due (`time <= clock.time()`), not processing and not
   `blocked(key, processing)`; among those the earliest time first, then the order in which keys
   entered the queue.
+- When the clock goes back by more than a second, every queued key becomes due at once (with
+  the reason "the clock went back Ns"): its time was computed on the old clock, and a retry
+  meant for "in 5 s" would otherwise wait as long as the jump. A jump forward needs nothing:
+  what it passed is due.
 
 Waiting: `get` sleeps on one `threading.Condition` through `clock.wait` until the earliest
 future time, and is woken by `add`, `done`, `wake` and `shutdown`; it never busy-waits. A
@@ -35,6 +39,7 @@ from typing import Generic, TypeVar
 from reconciler.loop.clock import Clock
 
 K = TypeVar("K", bound=Hashable)
+JUMP_BACK_TOLERANCE = 1.0  # seconds the clock may step back without counting as a jump
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._seq = 0
         self._shutdown = False
+        self._seen = clock.time()  # the latest time seen, to notice the clock going back
 
     def add(self, key: K, reason: str, *, at: float | None = None) -> None:
         """Queue `key` for `at` (None: now), or merge into its entry (the earlier time wins)."""
@@ -95,6 +101,7 @@ class WorkQueue(Generic[K]):
         with self._condition:
             while not (stop.is_set() or self._shutdown):
                 now = self._clock.time()
+                self._notice_jump_back(now)
                 key = self._pick(now, blocked)
                 if key is not None:
                     entry = self._queued.pop(key)
@@ -147,6 +154,17 @@ class WorkQueue(Generic[K]):
             if blocked is None or not blocked(key, busy):
                 return key
         return None
+
+    def _notice_jump_back(self, now: float) -> None:
+        """When the clock went back (NTP, an operator's `date -s`), every queued time was
+        computed on the old clock: all become due now, so their owners compute them again on
+        the new one. Otherwise a retry planned for "in 5 s" would wait as long as the jump."""
+        if now < self._seen - JUMP_BACK_TOLERANCE:
+            why = f"the clock went back {self._seen - now:.0f}s"
+            for key, entry in self._queued.items():
+                if not entry.due(now):
+                    self._queued[key] = entry.merged(now, why, False)
+        self._seen = now
 
     def _next_time(self, now: float) -> float | None:
         """The earliest time a queued key falls due after `now`; None if none is waiting on time."""
