@@ -32,6 +32,7 @@ bench: vm-setup
 	$(BIN)/python -m tests.bench.validate_bench
 	$(BIN)/python -m tests.bench.loop_bench
 	$(BIN)/python -m platform_tests.bench_reconcile
+	$(BIN)/python -m platform_tests.bench_watch
 
 check: lint typecheck test
 

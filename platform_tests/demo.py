@@ -135,7 +135,7 @@ def _watch(guest: Guest) -> bool:
     log = WatchLog(process.stderr, echo=_echo)
     try:
         return _drive(guest, process, log)
-    except AssertionError as failure:
+    except (AssertionError, subprocess.TimeoutExpired) as failure:
         print(f"demo: {str(failure).splitlines()[0]}", file=sys.stderr, flush=True)
         return False
     finally:
@@ -151,6 +151,7 @@ def _echo(line: LogLine) -> None:
 def _drive(guest: Guest, process: subprocess.Popen[str], log: WatchLog) -> bool:
     # Python and the first pass under emulation take a while: up to a minute or two
     log.expect(r"^policy home: pass 1 ok: ", timeout=300)
+    log.expect(r"^policy home: condition Ready", timeout=10)
     print("\n=== edit the copy while the loop runs: back up tank/home/scratch too", flush=True)
     print(f"$ {EDIT}", flush=True)
     # the guest's own clock, which stamps the loop's log lines (the host's may differ by ~1 s)
@@ -159,7 +160,7 @@ def _drive(guest: Guest, process: subprocess.Popen[str], log: WatchLog) -> bool:
     start, found = log.expect(r"^policy home: pass (\d+) starts: .*manifests changed", timeout=60)
     log.expect(rf"^policy home: pass {found[1]} ok: ", timeout=300)
     seen = f"{start.time - written:.1f}s" if start.time is not None else "?"
-    print(f"--- applied by the running loop: its pass started {seen} after the edit", flush=True)
+    print(f"--- applied by the running loop: its pass started {seen} after `sed` did", flush=True)
     print("\n=== stop the loop: SIGTERM", flush=True)
     print(f"$ kill -TERM $(cat {WATCH_PID})", flush=True)
     stopping = time.monotonic()
