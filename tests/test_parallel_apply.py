@@ -202,3 +202,16 @@ def test_after_cancel_no_further_action_starts() -> None:
     assert statuses[0] is ActionStatus.OK
     assert all(s is ActionStatus.SKIPPED for s in statuses[1:])
     assert "interrupted" in report.results[1].message
+
+
+def test_actions_behind_an_interrupted_one_say_it_was_interrupted_not_failed() -> None:
+    nas, backup, _ = _hosts()
+    cancel = threading.Event()
+    cancel.set()
+    report = execute(_plan(), {"nas": nas, "backup": backup}, jobs=1, cancel=cancel)
+    assert all(r.status is ActionStatus.SKIPPED for r in report.results)
+    behind = [r.message for r in report.results if "depends on" in r.message]
+    assert behind, "the plan has actions that depend on others"
+    for message in behind:
+        assert "which failed" not in message
+        assert message.endswith("which was skipped: the pass was interrupted"), message

@@ -201,10 +201,21 @@ def _blocked(
         if not prior.succeeded:
             root = causes.get(dependency, dependency)
             causes[action.id] = root
-            what = "failed" if root == dependency else f"was skipped: action {root} failed"
+            what = _what_happened(prior, done.get(root, prior))
             why = f"skipped: depends on action {dependency}, which {what}"
             return ActionResult(action.id, ActionStatus.SKIPPED, why)
     return None
+
+
+def _what_happened(prior: ActionResult, origin: ActionResult) -> str:
+    """Why a dependency did not succeed: it failed; it was skipped because the action behind
+    it (`origin`) failed; or it, or the action behind it, was skipped for another reason (the
+    pass was interrupted)."""
+    if prior.status is ActionStatus.FAILED:
+        return "failed"
+    if origin.status is ActionStatus.FAILED:
+        return f"was skipped: action {origin.action_id} failed"
+    return "was skipped: " + origin.message.removeprefix("skipped: ")
 
 
 def run_action(action: Action, hosts: Mapping[str, ZFS]) -> ActionResult:
