@@ -92,6 +92,12 @@ def test_a_valid_edit_is_applied_at_once_and_logged_as_a_change(
     loop.wait_passes("home", 2)
     assert loop.state().generation != generation
     assert any("policy home: spec.snapshots.interval: '15m' -> '5m'" in m for m in loop.messages)
+    edits = [m for m in loop.messages if m.startswith("edit of ")]
+    assert edits and all(".tmp" not in m and "m.yaml" in m for m in edits), edits
+    started = [m for m in loop.messages if m.startswith("policy home: pass 2 starts: ")]
+    assert started == [
+        f"policy home: pass 2 starts: manifests changed (generation {loop.state().generation})"
+    ]
     wakeup = loop.policy("home").next_wakeup
     assert wakeup is not None and wakeup.at == START + 5 * MINUTE
 

@@ -107,12 +107,22 @@ def test_a_key_added_twice_is_queued_once_with_the_earlier_time(
     queue.add("tank/a", "timer", at=T0 + 60)
     queue.add("tank/a", "retry", at=T0 + 30)
     queue.add("tank/a", "timer", at=T0 + 90)
-    assert queue.scheduled() == {"tank/a": (T0 + 30, ("timer", "retry"))}
+    assert queue.scheduled() == {"tank/a": (T0 + 30, ("retry",))}  # the timer is later
     queue.add("tank/a", "manifest changed")
-    assert queue.scheduled() == {"tank/a": (T0, ("timer", "retry", "manifest changed"))}
+    assert queue.scheduled() == {"tank/a": (T0, ("manifest changed",))}
     item = look(queue, clock)
-    assert item == WorkItem("tank/a", ("timer", "retry", "manifest changed"))
+    assert item == WorkItem("tank/a", ("manifest changed",))  # not yet the retry or timer
     assert look(queue, clock) is None  # handed out once, not twice
+
+
+def test_a_key_handed_out_carries_every_reason_whose_time_has_come(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    queue.add("tank/a", "snapshot due", at=T0 + 60)
+    queue.add("tank/a", "retry", at=T0 + 30)
+    queue.add("tank/a", "resync", at=T0 + 600)
+    clock.advance(60)
+    assert look(queue, clock) == WorkItem("tank/a", ("snapshot due", "retry"))
 
 
 def test_reasons_merge_in_arrival_order_without_repeats(queue: WorkQueue[str]) -> None:
@@ -163,7 +173,7 @@ def test_after_the_clock_jumps_back_every_key_is_due(
     first, second = look(queue, clock), look(queue, clock)
     assert {first, second} == {
         WorkItem("now", ("manifest changed",)),
-        WorkItem("later", ("timer", "the clock went back 3600s")),
+        WorkItem("later", ("the clock went back 3600s",)),
     }
 
 

@@ -160,7 +160,10 @@ class Controller:
         return thread
 
     def _edited(self, changed: frozenset[str]) -> None:
-        shown = sorted(changed)
+        # the manifests among the paths, when there are any: an editor's temporary files
+        # (`.m.yaml.tmp`, sed's `sedXXXXXX`) are in the same burst but say nothing
+        manifests = [path for path in changed if path.endswith((".yaml", ".yml"))]
+        shown = sorted(manifests or changed)
         more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
         self.reload(f"edit of {', '.join(shown[:3])}{more}")
 

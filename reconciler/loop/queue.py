@@ -7,8 +7,10 @@ snapshot timers and the retry backoff `add` keys (with a reason, maybe a time); 
 Semantics follow client-go's delaying workqueue:
 
 - One entry per key. Adding a queued key again keeps the earlier of the two times and merges
-  the reasons (in order of arrival, without repeats); a key added with `at=None` is ready now,
-  whatever the wall clock does afterwards (even if it jumps back).
+  the reasons (in order of arrival, without repeats), each with the time it asked for: a key
+  is handed out with the reasons whose time has come, and `scheduled` shows those of its
+  time (a snapshot due in 14 minutes is not why an edit's pass runs now). A key added with
+  `at=None` is ready now, whatever the wall clock does afterwards (even if it jumps back).
 - A key handed out by `get` is *processing* until `done`; it is never handed out twice at once.
   Adding it meanwhile queues it again, to be handed out only after `done`.
 - `get` hands out a key that is due (`time <= clock.time()`), not processing and not
@@ -52,19 +54,26 @@ class WorkItem(Generic[K]):
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """A queued key's time, reasons, arrival number, and whether it is ready regardless of time."""
+    """A queued key's time, its reasons each with the time it asked for (arrival order), its
+    arrival number, and whether it is ready regardless of time."""
 
     at: float
-    reasons: tuple[str, ...]
+    timed: tuple[tuple[str, float], ...]
     seq: int
     now: bool
 
     def merged(self, at: float, reason: str, now: bool) -> _Entry:
-        reasons = self.reasons if reason in self.reasons else (*self.reasons, reason)
-        return _Entry(min(self.at, at), reasons, self.seq, self.now or now)
+        timed = dict(self.timed)
+        timed[reason] = min(at, timed.get(reason, at))
+        return _Entry(min(self.at, at), tuple(timed.items()), self.seq, self.now or now)
 
     def due(self, now: float) -> bool:
         return self.now or self.at <= now
+
+    def reasons(self, moment: float) -> tuple[str, ...]:
+        """The reasons whose time has come at `moment` (a reason queued for later is not why
+        the key runs now: its owner queues it again after the run if it still holds)."""
+        return tuple(reason for reason, at in self.timed if at <= max(moment, self.at))
 
 
 class WorkQueue(Generic[K]):
@@ -87,7 +96,7 @@ class WorkQueue(Generic[K]):
             entry = self._queued.get(key)
             if entry is None:
                 self._seq += 1
-                self._queued[key] = _Entry(when, (reason,), self._seq, now)
+                self._queued[key] = _Entry(when, ((reason, when),), self._seq, now)
             else:
                 self._queued[key] = entry.merged(when, reason, now)
             self._condition.notify_all()
@@ -106,7 +115,7 @@ class WorkQueue(Generic[K]):
                 if key is not None:
                     entry = self._queued.pop(key)
                     self._processing.add(key)
-                    return WorkItem(key, entry.reasons)
+                    return WorkItem(key, entry.reasons(now))
                 self._clock.wait(self._condition, self._next_time(now))
             return None
 
@@ -133,9 +142,10 @@ class WorkQueue(Generic[K]):
             self._condition.notify_all()
 
     def scheduled(self) -> dict[K, tuple[float, tuple[str, ...]]]:
-        """Queued keys (including ones re-added while processing) → (time, reasons)."""
+        """Queued keys (including ones re-added while processing) → (time, the reasons that
+        fall at that time)."""
         with self._condition:
-            return {key: (entry.at, entry.reasons) for key, entry in self._queued.items()}
+            return {key: (e.at, e.reasons(e.at)) for key, e in self._queued.items()}
 
     def processing(self) -> frozenset[K]:
         """Keys handed out by `get` and not yet `done`."""
