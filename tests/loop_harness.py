@@ -18,9 +18,11 @@ from typing import Any
 
 from loguru import logger
 
+from reconciler.apply.lock import Holder
 from reconciler.core.plan import ReceiveOptions
 from reconciler.loop.clock import FakeClock
 from reconciler.loop.controller import Controller, LoopOptions, LoopServices
+from reconciler.loop.locks import SharedHostLocks
 from reconciler.loop.state import LoopState, PolicyState
 from reconciler.manifest.models import Host
 from reconciler.zfs.model import ModelZFS
@@ -89,7 +91,15 @@ class GatedZFS:
 
 
 class LoopHarness:
-    def __init__(self, directory: Path, manifests: str, *, jobs: int = 2, resync: int = 3600):
+    def __init__(
+        self,
+        directory: Path,
+        manifests: str,
+        *,
+        jobs: int = 2,
+        resync: int = 3600,
+        lock_dir: Path | None = None,
+    ):
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.write("m.yaml", manifests)
@@ -105,6 +115,11 @@ class LoopHarness:
         self.models = {"nas": nas, "backup": backup}
         self.gated: dict[str, GatedZFS] = {}
         self.jobs, self.resync = jobs, resync
+        self.locks = (
+            SharedHostLocks(lock_dir, lambda: Holder.current(["manifests"], START))
+            if lock_dir is not None
+            else None
+        )
         self.connect_calls = 0
         self.messages: list[str] = []
         self._sink = logger.add(self._log, level="DEBUG", format="{message}")
@@ -115,7 +130,11 @@ class LoopHarness:
         return Controller(
             LoopOptions(paths=(str(self.directory),), jobs=self.jobs, resync=self.resync),
             LoopServices(
-                connect=self.connect, clock=self.clock, cancel=self.cancel, rng=random.Random(7)
+                connect=self.connect,
+                clock=self.clock,
+                cancel=self.cancel,
+                lock=self.locks,
+                rng=random.Random(7),
             ),
         )
 

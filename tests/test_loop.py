@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply.lock import LockHeld, acquire_locks
 from reconciler.apply.passes import Dependencies, run_pass
 from reconciler.core.names import snapshot_name
 from reconciler.core.plan import SendAction, SendMode
@@ -353,3 +354,20 @@ def test_the_loop_keeps_no_per_snapshot_memo_across_passes(harness: MakeLoop) ->
     assert current is not None
     intent = current.intents["home"]
     assert (intent._times, intent._managed, intent._replicated) == ({}, {}, {})
+
+
+def test_the_loop_holds_the_host_locks_only_while_a_pass_runs(
+    harness: MakeLoop, tmp_path: Path
+) -> None:
+    locks = tmp_path / "locks"
+    loop = harness(lock_dir=locks)
+    gate = loop.gate("backup")
+    loop.start()
+    assert gate.entered.wait(10)
+    assert loop.locks is not None and loop.locks.keys == {"local"}
+    with pytest.raises(LockHeld):  # a one-shot reconcile now would wait or exit 1
+        acquire_locks(["local"], locks, 0)
+    gate.gate.set()
+    loop.wait_passes("home", 1)
+    loop.wait_for(lambda: loop.locks is not None and not loop.locks.keys, why="the release")
+    acquire_locks(["local"], locks, 0).release()  # between passes: free for a one-shot pass
