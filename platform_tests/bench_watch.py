@@ -28,7 +28,7 @@ from pathlib import Path
 
 from platform_tests.harness.vm import start_guest
 from platform_tests.scenario import Scenario
-from platform_tests.test_watch import Watch, watch_hosts
+from platform_tests.watch_process import Watch, watch_hosts
 
 EDITS = 20
 TARGET_P95 = 1.0  # seconds from a write to the start of the pass (reconciler/loop/watcher.py)

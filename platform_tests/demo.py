@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from platform_tests.harness.vm import Guest, HarnessError, start_guest
-from platform_tests.test_watch import LogLine, WatchLog
+from platform_tests.watch_process import LogLine, WatchLog
 
 REPO = Path(__file__).resolve().parent.parent
 POOLS = {"tank": "1G", "backup": "1G"}
