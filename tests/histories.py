@@ -325,7 +325,7 @@ Step = (
 # --- strategies ------------------------------------------------------------------------------
 
 _picks = st.integers(0, 7)
-_target_variants = st.builds(
+target_variants = st.builds(
     TargetVariant,
     protection=st.sampled_from(["resumable", "incremental", "none"]),
     initial=st.sampled_from(["mostRecent", "all"]),
@@ -345,13 +345,8 @@ _run = st.builds(
     st.sampled_from([15 * MINUTE, HOUR, 3 * HOUR, 12 * HOUR, DAY]),
     st.sampled_from([0, 4096, 64 << 10]),
 )
-_calm_steps: tuple[st.SearchStrategy[Step], ...] = (
-    st.builds(Pass),
-    _advance,
-    _run,
-    st.builds(Pass),
-    _advance,
-    _run,
+# what is done to the hosts by hand, and faults: shared with the loop's histories
+host_steps: tuple[st.SearchStrategy[Step], ...] = (
     st.builds(Write, _picks, st.integers(1, 1 << 20)),
     st.builds(ForeignSnapshot, _picks),
     st.builds(ForeignHold, _picks, _picks),
@@ -359,11 +354,23 @@ _calm_steps: tuple[st.SearchStrategy[Step], ...] = (
     st.builds(DestroyForeign, _picks),
     st.builds(Unreachable, _picks),
     st.builds(Reachable, _picks),
-    st.builds(Reconfigure, _picks, _target_variants),
+)
+cut_receives = st.builds(
+    CutReceive, _picks, st.one_of(st.integers(0, 2048), st.integers(0, 1 << 20))
+)
+_calm_steps: tuple[st.SearchStrategy[Step], ...] = (
+    st.builds(Pass),
+    _advance,
+    _run,
+    st.builds(Pass),
+    _advance,
+    _run,
+    *host_steps,
+    st.builds(Reconfigure, _picks, target_variants),
 )
 _fault_steps: tuple[st.SearchStrategy[Step], ...] = (
     st.builds(KilledPass, st.integers(0, 12)),
-    st.builds(CutReceive, _picks, st.one_of(st.integers(0, 2048), st.integers(0, 1 << 20))),
+    cut_receives,
 )
 
 
@@ -373,7 +380,7 @@ def scenarios() -> st.SearchStrategy[Scenario]:
         filesystems=st.sampled_from(FILESYSTEM_SETS),
         selection=st.sampled_from(list(SELECTIONS)),
         retention=st.sampled_from(list(RETENTIONS)),
-        targets=st.lists(_target_variants, min_size=1, max_size=2).map(tuple),
+        targets=st.lists(target_variants, min_size=1, max_size=2).map(tuple),
         monthly=st.booleans(),
     )
 

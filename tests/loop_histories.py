@@ -57,7 +57,6 @@ from tests.histories import (
     SOURCE,
     START,
     TARGET_HOSTS,
-    TARGET_RETENTIONS,
     UNREACHABLE,
     Advance,
     CutReceive,
@@ -73,7 +72,10 @@ from tests.histories import (
     Unreachable,
     World,
     Write,
+    cut_receives,
+    host_steps,
     manifests_of,
+    target_variants,
 )
 
 QUIESCENT_TIMEOUT = 15.0  # real seconds a step may take before the test calls it a hang
@@ -218,13 +220,6 @@ LoopStep = (
 # --- strategies --------------------------------------------------------------------------------
 
 _picks = st.integers(0, 7)
-target_variants = st.builds(
-    TargetVariant,
-    protection=st.sampled_from(["resumable", "incremental", "none"]),
-    initial=st.sampled_from(["mostRecent", "all"]),
-    retention=st.sampled_from(list(TARGET_RETENTIONS)),
-    allow_rollback=st.booleans(),
-)
 _advance = st.builds(
     Advance,
     st.one_of(
@@ -239,14 +234,8 @@ _time_steps: tuple[st.SearchStrategy[LoopStep], ...] = (
 )
 _jump_back = st.builds(JumpBack, st.sampled_from([MINUTE, 15 * MINUTE, HOUR, DAY]))
 _host_steps: tuple[st.SearchStrategy[LoopStep], ...] = (
-    st.builds(Write, _picks, st.integers(1, 1 << 20)),
-    st.builds(ForeignSnapshot, _picks),
-    st.builds(ForeignHold, _picks, _picks),
-    st.builds(ReleaseForeignHold, _picks),
-    st.builds(DestroyForeign, _picks),
-    st.builds(Unreachable, _picks),
-    st.builds(Reachable, _picks),
-    st.builds(CutReceive, _picks, st.one_of(st.integers(0, 2048), st.integers(0, 1 << 20))),
+    *host_steps,
+    cut_receives,
     st.builds(CutAfterWrites, _picks, st.integers(0, (64 << 10) - 1)),
     st.builds(CutAfterWrites, _picks, st.integers(0, (64 << 10) - 1)),
     st.just(SourceUnreachable()),
