@@ -554,9 +554,12 @@ def _resync(text: str) -> int:
         seconds = parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
-    if seconds < 1:
-        raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
+    if seconds < 1 or seconds > _MAX_RESYNC:
+        raise argparse.ArgumentTypeError(f"not a duration from 1s to 365d: {text!r}")
     return seconds
+
+
+_MAX_RESYNC = 365 * 86400
 
 
 def _watch(options: argparse.Namespace, console: Console, services: Services) -> int:

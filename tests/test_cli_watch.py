@@ -92,6 +92,8 @@ def test_watch_logs_json_records_with_the_policy_and_pass(manifest: Path, tmp_pa
         ["watch", "--output", "json"],
         ["watch", "--resync", "0s"],
         ["watch", "--resync", "soon"],
+        ["watch", "--resync", "366d"],
+        ["watch", "--resync", "9999999999w"],
         ["watch", "--jobs", "0"],
         ["watch", "--lock-wait", "5m"],
     ],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -137,8 +137,11 @@ def _policy_json(policy: PolicyState) -> dict[str, Any]:
 
 
 def _iso(seconds: float) -> str:
-    return (
-        datetime.fromtimestamp(seconds, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    """ISO 8601 UTC with milliseconds; a time outside 1970 to 9999 is clamped to that range
+    rather than failing the whole state."""
+    moment = _EPOCH + timedelta(seconds=min(max(seconds, 0.0), _LAST))
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = 253402300799.0  # 9999-12-31T23:59:59Z
