@@ -38,16 +38,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from loguru import logger
-
 from reconciler import __version__
 from reconciler.manifest.durations import format_duration, parse_duration
 from reconciler.manifest.errors import one_line
 from reconciler.manifest.loader import ManifestErrors, Manifests, load_manifests
 from reconciler.manifest.models import Host
-from reconciler.manifest.schema import schema_text
 
 if TYPE_CHECKING:
+    from loguru import Logger
+
     from reconciler.apply.executor import ApplyReport
     from reconciler.apply.lock import LockHeld, LockSet
     from reconciler.apply.passes import Connect, Dependencies, Locker
@@ -100,6 +99,14 @@ class Services:
         return Dependencies(connect=connect, cancel=self.cancel, lock=lock)
 
 
+def _log() -> Logger:
+    """loguru's logger, imported on first use: `validate` and `schema`, which CI and
+    pre-commit hooks run on every change, log nothing and start faster without it."""
+    from loguru import logger
+
+    return logger
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -123,10 +130,13 @@ def main(
     if command == "pass" and options.detailed_exitcode and not options.dry_run:
         # an applying pass exits 0 or 1 (product.md §3); 2 would read as "changes pending"
         parser.error("--detailed-exitcode applies to --dry-run only")
-    _configure_logging(options.log_level, options.log_format, console.stderr)
     if command == "schema":
+        from reconciler.manifest.schema import schema_text
+
         console.stdout.write(schema_text())
         return EXIT_OK
+    if command != "validate":  # validate logs nothing: every error is a line of its own
+        _configure_logging(options.log_level, options.log_format, console.stderr)
     if command == "watch":  # loads (and reloads) the manifests itself: an invalid set waits
         return _watch(options, console, services)
     manifests = _load(options.file, console)
@@ -261,6 +271,7 @@ _YEAR_10000 = 253402300800
 
 
 def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
+    logger = _log()
     logger.remove()
     if log_format == "json":
         logger.add(stream, level=level, serialize=True)
@@ -336,7 +347,7 @@ def _interruptible(cancel: threading.Event) -> Iterator[None]:
         return
 
     def interrupt(signum: int, _frame: object) -> None:
-        logger.warning("{}: stopping: no new action starts", signal.Signals(signum).name)
+        _log().warning("{}: stopping: no new action starts", signal.Signals(signum).name)
         cancel.set()
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -484,14 +495,14 @@ def _locked_pass(
             lock_dir,
             options.lock_wait,
             holder=Holder.current(paths, services.clock()),
-            on_wait=lambda held: logger.info(
+            on_wait=lambda held: _log().info(
                 "waiting up to {} for the lock of {} ({})",
                 format_duration(options.lock_wait),
                 _hosts_text(aliases[held.key]),
                 held.holder.describe() if held.holder is not None else "holder unknown",
             ),
         )
-        logger.debug("locked {} in {}", ", ".join(locks.keys), lock_dir)
+        _log().debug("locked {} in {}", ", ".join(locks.keys), lock_dir)
         return locks
 
     try:
@@ -591,7 +602,7 @@ def _watch(options: argparse.Namespace, console: Console, services: Services) ->
     )
 
     with _signals() as signals:
-        logger.info(
+        _log().info(
             "watching {} (resync every {}, {} at once; locks in {})",
             ", ".join(paths),
             format_duration(options.resync),
@@ -604,18 +615,18 @@ def _watch(options: argparse.Namespace, console: Console, services: Services) ->
         while True:
             received = signals.next()
             if received in (signal.SIGTERM, signal.SIGINT):
-                logger.warning(
+                _log().warning(
                     "{}: stopping: no new pass starts; running transfers are cut",
                     signal.Signals(received).name,
                 )
                 break
-            logger.info("SIGHUP: reading the manifests again")
+            _log().info("SIGHUP: reading the manifests again")
             controller.reload("SIGHUP")
         controller.stop()
         watcher_stop.set()
         controller.join()
         watching.join(1.0)
-    logger.info("stopped")
+    _log().info("stopped")
     return EXIT_OK
 
 

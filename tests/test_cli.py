@@ -576,3 +576,21 @@ def test_the_lock_dir_defaults_to_the_environment(
 @pytest.mark.parametrize("value", ["0", "0s", "2m"])
 def test_lock_wait_accepts_zero_and_durations(fleet: Fleet, manifest: Path, value: str) -> None:
     assert fleet.run("-f", str(manifest), "--now", NOW, "--lock-wait", value)[0] == EXIT_OK
+
+
+@pytest.mark.parametrize("command", [["validate", "-f", "manifests"], ["schema"]])
+def test_validate_and_schema_import_neither_the_pass_nor_the_logger(command: list[str]) -> None:
+    """They run on every commit (CI, pre-commit hooks): what they do not use, they do not
+    import (docs/benchmarks.md, validation start-up)."""
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        f"code = main({command!r})\n"
+        "heavy = ['loguru', 'reconciler.apply.passes', 'reconciler.core.planner', "
+        "'reconciler.zfs.driver', 'reconciler.loop.controller']\n"
+        "print(code, [name for name in heavy if name in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr
