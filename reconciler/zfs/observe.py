@@ -1,7 +1,9 @@
 """Observation of every host a pass needs: one `observe()` (one listing) per host.
 
-Owned here: `observe_hosts`, called by the CLI and the loop before planning, which starts
-each pass with the collector's reset (`reconciler.collector.collect_frozen`). A host that fails
+Owned here: `observe_hosts`, called by every pass (`apply/passes.py`) before planning, which
+starts each pass with the collector's reset (`reconciler.collector.collect_frozen`) and then
+observes the hosts at the same time, one thread each, so a pass waits for its slowest host
+rather than for the sum of them. A host that fails
 to answer, or that could not even be connected, becomes a `HostState` with `error` set, so the
 planner withholds every action on it (guarantee 5) and names it in the plan
 (`Plan.unobserved_hosts`) instead of the whole pass failing.
@@ -10,6 +12,7 @@ planner withholds every action on it (guarantee 5) and names it in the plan
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.collector import collect_frozen
 from reconciler.core.state import HostState, Observed
@@ -26,12 +29,20 @@ def observe_hosts(
     full collection runs (`collect_frozen`), so that a loop that runs forever reclaims any
     cyclic garbage frozen with them."""
     collect_frozen()
-    states: dict[str, HostState] = {}
-    for name in sorted(hosts):
-        try:
-            states[name] = hosts[name].observe()
-        except ZFSError as error:
-            states[name] = HostState(host=name, error=error.detail)
+    names = sorted(hosts)
+    if len(names) > 1:  # one listing per host, all at once: a pass waits for the slowest only
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="observe") as pool:
+            found = list(pool.map(lambda name: _observe(name, hosts[name]), names))
+    else:
+        found = [_observe(name, hosts[name]) for name in names]
+    states = dict(zip(names, found, strict=True))
     for name, why in (unconnected or {}).items():
         states[name] = HostState(host=name, error=why)
     return Observed(hosts=dict(sorted(states.items())))
+
+
+def _observe(name: str, host: ZFS) -> HostState:
+    try:
+        return host.observe()
+    except ZFSError as error:
+        return HostState(host=name, error=error.detail)
