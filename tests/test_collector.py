@@ -18,10 +18,11 @@ from reconciler.manifest.loader import parse_manifests
 TIMEOUT = 10.0
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def collector() -> Iterator[None]:
     """Each test starts with the collector enabled and nothing frozen, and ends restoring the
-    state it found (enabled or not), nothing frozen."""
+    state it found (enabled or not), nothing frozen. Every test here uses it (`pytestmark`);
+    tests/test_zfs_parse.py's freeze tests too."""
     was_enabled = gc.isenabled()
     gc.unfreeze()
     gc.enable()
@@ -33,6 +34,9 @@ def collector() -> Iterator[None]:
             gc.enable()
         else:
             gc.disable()
+
+
+pytestmark = pytest.mark.usefixtures("collector")
 
 
 class _Node:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ from reconciler.zfs.parse import (
 from reconciler.zfs.port import SendRequest
 from reconciler.zfs.token import decode_resume_token
 from tests.bench.parse_bench import synthetic_listing
+from tests.test_collector import collector  # noqa: F401 (a fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "zfs"
 S, B = VersionKind.SNAPSHOT, VersionKind.BOOKMARK
@@ -507,21 +507,8 @@ def test_resume_token_type_is_the_core_one(observed: Listing) -> None:
     assert type(token) is ResumeToken
 
 
-@pytest.fixture
-def collector() -> Iterator[None]:
-    """Leaves the garbage collector as it found it: enabled, nothing frozen."""
-    was_enabled = gc.isenabled()
-    gc.unfreeze()
-    gc.enable()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        if not was_enabled:
-            gc.disable()
-
-
-def test_parsed_versions_are_frozen_out_of_the_collector(collector: None) -> None:
+@pytest.mark.usefixtures("collector")
+def test_parsed_versions_are_frozen_out_of_the_collector() -> None:
     listing = parse_listing(_output("zfs-list-observe.txt"))
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0
@@ -533,15 +520,15 @@ def test_parsed_versions_are_frozen_out_of_the_collector(collector: None) -> Non
     assert not young & set(map(id, versions))
 
 
-def test_a_parse_with_the_collector_off_leaves_it_off_and_freezes_nothing(
-    collector: None,
-) -> None:
+@pytest.mark.usefixtures("collector")
+def test_a_parse_with_the_collector_off_leaves_it_off_and_freezes_nothing() -> None:
     gc.disable()
     parse_listing(_output("zfs-list-observe.txt"))
     assert not gc.isenabled() and gc.get_freeze_count() == 0
 
 
-def test_observing_hosts_returns_frozen_objects_to_the_collector(collector: None) -> None:
+@pytest.mark.usefixtures("collector")
+def test_observing_hosts_returns_frozen_objects_to_the_collector() -> None:
     parse_listing(_output("zfs-list-observe.txt"))
     assert gc.get_freeze_count() > 0
     observe_hosts({})
