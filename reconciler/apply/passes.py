@@ -1,8 +1,8 @@
 """One reconcile pass as a service: connect, observe, plan and, unless it is a dry run, apply.
 
-Owned here: `run_pass` (manifests, selection, now, dependencies → `PassResult`), `observe`
-(the observation alone, for status), `Dependencies` (what a pass needs from the outside world:
-how to reach a host, the cancel flag, the lock of a host) and `hosts_of`. Called by the CLI
+Owned here: `run_pass` (manifests, selection, now, dependencies → `PassResult`),
+`Dependencies` (what a pass needs from the outside world: how to reach a host, the cancel
+flag, the lock of a host) and `hosts_of`. Called by the CLI
 (one pass, `--dry-run`, `status`), by the control loop (one pass per policy) and by the tests,
 so that all three run the same pass. Nothing here renders anything or picks an exit code:
 callers do; results are values.
@@ -16,7 +16,7 @@ kept until every action has finished (guarantee 8).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,15 +52,6 @@ class Dependencies:
 
 
 @dataclass(frozen=True)
-class Observation:
-    """The selected policies, the hosts reached (name → port) and what was observed."""
-
-    policies: tuple[PolicyIntent, ...]
-    hosts: Mapping[str, ZFS]
-    observed: Observed
-
-
-@dataclass(frozen=True)
 class PassResult:
     """What one pass saw, planned and did. `report` is None for a dry run."""
 
@@ -92,10 +83,11 @@ def hosts_of(policies: Sequence[PolicyIntent]) -> list[str]:
     return sorted({i.source_host for i in policies} | {t.host for i in policies for t in i.targets})
 
 
-def observe(manifests: Manifests, only: Collection[str] | None, connect: Connect) -> Observation:
-    """Connect to and observe every host the selected policies (`only`; None: all) touch.
-    Each host that could not be observed is logged as an error."""
-    policies = intents(manifests, only)
+def _observe(
+    manifests: Manifests, policies: Sequence[PolicyIntent], connect: Connect
+) -> tuple[dict[str, ZFS], Observed]:
+    """Connect to and observe every host the policies touch: (the hosts reached, what was
+    observed). Each host that could not be observed is logged as an error."""
     hosts: dict[str, ZFS] = {}
     failures: dict[str, str] = {}
     for name in hosts_of(policies):
@@ -107,7 +99,7 @@ def observe(manifests: Manifests, only: Collection[str] | None, connect: Connect
     for name, state in observed.hosts.items():
         if state.error is not None:
             logger.error("host {} could not be observed: {}", name, state.error)
-    return Observation(policies, hosts, observed)
+    return hosts, observed
 
 
 def run_pass(
@@ -125,12 +117,12 @@ def run_pass(
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
-        seen = observe(manifests, only, deps.connect)
-        plan = plan_intents(seen.policies, seen.observed, now)
+        hosts, observed = _observe(manifests, selected, deps.connect)
+        plan = plan_intents(selected, observed, now)
         if not apply:
-            return PassResult(seen.policies, seen.observed, plan)
-        report = execute(plan, seen.hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
-    return PassResult(seen.policies, seen.observed, plan, report)
+            return PassResult(selected, observed, plan)
+        report = execute(plan, hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
+    return PassResult(selected, observed, plan, report)
 
 
 def _locks(
