@@ -24,6 +24,7 @@ from reconciler.core.plan import (
     SendMode,
     SnapshotAction,
 )
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemState, HostState
 from reconciler.zfs.errors import (
     DatasetExists,
@@ -274,7 +275,7 @@ class _NoWholeObserve(ModelZFS):
     """A host that fails the test if anything lists all of it: at a million versions, one
     listing takes minutes, too slow for a check after one refused action."""
 
-    def observe(self) -> HostState:
+    def observe(self, scope: ObservationScope | None = None) -> HostState:
         raise AssertionError(f"the whole of {self.host} was observed")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import HostState
 from reconciler.zfs.model import ModelZFS
 from reconciler.zfs.observe import observe_hosts
@@ -19,9 +20,9 @@ class MeetingHost:
         self.barrier = barrier
         self.host = model.host
 
-    def observe(self) -> HostState:
+    def observe(self, scope: ObservationScope | None = None) -> HostState:
         self.barrier.wait(timeout=5)
-        return self.model.observe()
+        return self.model.observe(scope)
 
 
 def _model(name: str) -> ModelZFS:

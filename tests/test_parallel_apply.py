@@ -14,6 +14,7 @@ from reconciler.core.plan import (
     Plan,
     Reason,
     ReceiveOptions,
+    ReleaseAction,
     SendAction,
     SendMode,
     SnapshotAction,
@@ -35,6 +36,7 @@ class Recording:
         self.active = 0
         self.most = 0
         self.fail_on: set[str] = set()
+        self.batches: list[int] = []  # the size of each hold_many call
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -60,6 +62,12 @@ class Recording:
         with self.lock:
             self.log.append(f"hold {filesystem}")
         self.model.hold(filesystem, snapshot, tag)
+
+    def hold_many(self, tag: str, snapshots: Sequence[tuple[str, str]]) -> dict[Any, Any]:
+        with self.lock:
+            self.log.extend(f"hold {filesystem}" for filesystem, _ in snapshots)
+            self.batches.append(len(snapshots))
+        return self.model.hold_many(tag, snapshots)
 
 
 def _action(cls: type[Action], id: int, deps: Sequence[int] = (), **fields: Any) -> Any:
@@ -215,3 +223,39 @@ def test_actions_behind_an_interrupted_one_say_it_was_interrupted_not_failed() -
     for message in behind:
         assert "which failed" not in message
         assert message.endswith("which was skipped: the pass was interrupted"), message
+
+
+def test_the_holds_of_every_filesystem_go_to_zfs_in_one_call() -> None:
+    for jobs in (1, 4):
+        nas, backup, log = _hosts()
+        report = execute(_plan(), {"nas": nas, "backup": backup}, jobs=jobs)
+        assert report.ok and [r.message for r in report.results[2::2]] == ["held @s1 (t)"] * 6
+        assert nas.batches == [6], jobs  # after every send, not one zfs hold per filesystem
+        assert log.index("hold tank/fs0") > max(i for i, e in enumerate(log) if "receive" in e)
+
+
+def test_a_refused_hold_in_a_batch_fails_alone_and_skips_only_what_depends_on_it() -> None:
+    nas, backup, _ = _hosts()
+    for name in NAMES[:4]:
+        nas.model.snapshot([name], "s1")
+    nas.model.hold("tank/fs1", "s1", "t")
+    holds = [
+        _action(HoldAction, 10 + i, filesystem=name, snapshot="@gone" if i == 2 else "@s1", tag="t")
+        for i, name in enumerate(NAMES[:4])
+    ]
+    releases = [
+        _action(ReleaseAction, 20 + i, (10 + i,), filesystem=name, snapshot="@s1", tag="t")
+        for i, name in enumerate(NAMES[:4])
+    ]
+    report = execute(Plan(now=0, actions=(*holds, *releases)), {"nas": nas, "backup": backup})
+    statuses = {r.action_id: r.status for r in report.results}
+    assert statuses == {
+        10: ActionStatus.OK, 11: ActionStatus.ALREADY_DONE, 12: ActionStatus.FAILED,
+        13: ActionStatus.OK, 20: ActionStatus.OK, 21: ActionStatus.OK,
+        22: ActionStatus.SKIPPED, 23: ActionStatus.OK,
+    }  # fmt: skip
+    assert "does not exist" in (report.result(12) or report.results[0]).message
+    assert nas.batches == [4]  # the four holds in one call, the refusal included
+    assert all(
+        not v.holds for name in NAMES[:4] for v in nas.model.observe().filesystems[name].versions
+    )

@@ -88,3 +88,16 @@ def test_a_failed_action_is_an_error() -> None:
     result = run_pass(MANIFESTS_VALUE, None, NOW, deps)
     assert result.report is not None and result.report.failed
     assert any(line.startswith("action ") and "failed" in line for line in result.errors)
+
+
+def test_a_pass_observes_only_what_its_policies_touch() -> None:
+    hosts = _hosts()
+    hosts["nas"].create("tank/other")
+    hosts["nas"].snapshot(["tank/other"], "theirs")
+    hosts["backup"].create("vault/elsewhere")
+    deps = Dependencies(connect=lambda host: hosts[host.metadata.name])
+    result = run_pass(MANIFESTS_VALUE, None, NOW, deps, apply=False)
+    assert sorted(result.observed.host("nas").filesystems) == ["tank/home"]
+    assert sorted(result.observed.host("backup").filesystems) == []
+    whole = hosts["nas"].observe()
+    assert "tank/other" in whole.filesystems  # there, but none of this pass's business

@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import assert_never
+from typing import TypeGuard, assert_never
 
 from loguru import logger
 
@@ -128,7 +128,8 @@ def execute(
     done: dict[int, ActionResult] = {}
     causes: dict[int, int] = {}  # a failed or skipped action → the failed action behind it
     pending = list(plan.actions)
-    running: dict[Future[ActionResult], Action] = {}
+    running: dict[Future[list[ActionResult]], tuple[Action, ...]] = {}
+    alone: set[Future[list[ActionResult]]] = set()  # the running actions that are no batch
 
     def finish(action: Action, result: ActionResult) -> None:
         done[action.id] = result
@@ -136,23 +137,103 @@ def execute(
         if on_event is not None:
             on_event(result)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="action") as pool:
+    slots = max(1, jobs)
+
+    def startable(actions: Sequence[Action]) -> list[Action]:
+        """Take the actions out of `pending`; those blocked or cancelled are finished now."""
+        live = []
+        for action in actions:
+            pending.remove(action)
+            blocked = _blocked(action, done, causes, order) or _cancelled(action, cancel)
+            if blocked is not None:
+                finish(action, blocked)
+            else:
+                live.append(action)
+        return live
+
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="action") as pool:
         while pending or running:
-            for action in [a for a in pending if all(w in done for w in waits_for[a.id])]:
-                if len(running) >= max(1, jobs):
+            ready = [a for a in pending if all(w in done for w in waits_for[a.id])]
+            for action in ready:
+                if len(running) >= slots:
                     break
-                pending.remove(action)
-                blocked = _blocked(action, done, causes, order) or _cancelled(action, cancel)
-                if blocked is not None:
-                    finish(action, blocked)
-                    continue
-                running[pool.submit(run_action, action, hosts)] = action
+                if not _batchable(action):
+                    for live in startable([action]):
+                        future = pool.submit(_run_alone, live, hosts)
+                        running[future] = (live,)
+                        alone.add(future)
+            # holds and releases wait until nothing else runs (nothing can make more of them
+            # ready), then go as one call per host, verb and tag
+            batches = _batches(ready)
+            while batches and not alone and len(running) < slots:
+                live_batch = [a for a in startable(batches.pop(0)) if _batchable(a)]
+                if live_batch:
+                    running[pool.submit(run_batch, live_batch, hosts)] = tuple(live_batch)
             if not running:
                 continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=lambda f: running[f].id):
-                finish(running.pop(future), future.result())
+            for future in sorted(finished, key=lambda f: running[f][0].id):
+                alone.discard(future)
+                for action, result in zip(running.pop(future), future.result(), strict=True):
+                    finish(action, result)
     return ApplyReport(tuple(done[action.id] for action in plan.actions))
+
+
+Batchable = HoldAction | ReleaseAction
+
+
+def _batchable(action: Action) -> TypeGuard[Batchable]:
+    """Holds and releases of one host and tag go to zfs together; other actions alone."""
+    return isinstance(action, (HoldAction, ReleaseAction))
+
+
+def _batches(actions: Sequence[Action]) -> list[list[Action]]:
+    """The batchable actions grouped by (verb, host, tag), in the order of each group's
+    first action."""
+    groups: dict[tuple[str, str, str], list[Action]] = {}
+    for action in actions:
+        if _batchable(action):
+            groups.setdefault((action.kind, action.host, action.tag), []).append(action)
+    return list(groups.values())
+
+
+def _run_alone(action: Action, hosts: Mapping[str, ZFS]) -> list[ActionResult]:
+    return [run_action(action, hosts)]
+
+
+def run_batch(actions: Sequence[Batchable], hosts: Mapping[str, ZFS]) -> list[ActionResult]:
+    """Holds (or releases) of one host and tag as one `zfs hold`/`zfs release` of all their
+    snapshots; each action gets its own result (a refused snapshot fails or is already done
+    on its own, the others succeed), in the order given."""
+    start = time.monotonic()
+    first = actions[0]
+    pairs = [(a.filesystem, _short(a.snapshot)) for a in actions]
+    holding = isinstance(first, HoldAction)
+    try:
+        host = _host(hosts, first.host)
+        tag = first.tag
+        failed = host.hold_many(tag, pairs) if holding else host.release_many(tag, pairs)
+    except ZFSError as failure:
+        failed = dict.fromkeys(pairs, failure)
+    duration = time.monotonic() - start
+    already: tuple[type[ZFSError], ...] = (
+        (DatasetExists,) if holding else (HoldNotFound, DatasetNotFound)
+    )
+    results = []
+    for action, pair in zip(actions, pairs, strict=True):
+        what = f"{action.snapshot} ({action.tag})"
+        error = failed.get(pair)
+        if error is None:
+            status, message = ActionStatus.OK, ("held " if holding else "released ") + what
+        elif isinstance(error, already):
+            status, message = ActionStatus.ALREADY_DONE, f"already done: {error.detail}"
+        else:
+            results.append(
+                ActionResult(action.id, ActionStatus.FAILED, error.detail, error, duration)
+            )
+            continue
+        results.append(ActionResult(action.id, status, message, None, duration))
+    return results
 
 
 def _cancelled(action: Action, cancel: threading.Event | None) -> ActionResult | None:

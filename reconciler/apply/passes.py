@@ -27,6 +27,7 @@ from reconciler.apply.executor import ApplyReport, EventSink, execute
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
+from reconciler.core.scope import observation_scopes
 from reconciler.core.state import Observed
 from reconciler.manifest.models import Host, Manifests
 from reconciler.zfs.errors import ZFSError
@@ -86,16 +87,18 @@ def hosts_of(policies: Sequence[PolicyIntent]) -> list[str]:
 def _observe(
     manifests: Manifests, policies: Sequence[PolicyIntent], connect: Connect
 ) -> tuple[dict[str, ZFS], Observed]:
-    """Connect to and observe every host the policies touch: (the hosts reached, what was
-    observed). Each host that could not be observed is logged as an error."""
+    """Connect to and observe every host the policies touch, each within what the policies
+    touch there (`core.scope`): (the hosts reached, what was observed). Each host that
+    could not be observed is logged as an error."""
     hosts: dict[str, ZFS] = {}
     failures: dict[str, str] = {}
+    scopes = observation_scopes(policies)
     for name in hosts_of(policies):
         try:
             hosts[name] = connect(manifests.hosts[name])
         except ZFSError as error:
             failures[name] = str(error)
-    observed = observe_hosts(hosts, failures)
+    observed = observe_hosts(hosts, failures, scopes)
     for name, state in observed.hosts.items():
         if state.error is not None:
             logger.error("host {} could not be observed: {}", name, state.error)

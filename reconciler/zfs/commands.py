@@ -1,10 +1,11 @@
 """Argument vectors for every `zfs` verb the real driver runs: pure builders, no I/O.
 
 Owned here: one builder per verb (`list_versions`, `holds`, `snapshot`, `send`, `receive`,
-`abort_resume`, `hold`, `release`, `bookmark`, `destroy_snapshots`, `destroy_bookmark`,
-`rollback`, `create`, `get`, `set`), the observe listing's columns (`LIST_COLUMNS`, read back
-by `zfs/parse.py`) and the argument budget `ARG_MAX_BYTES`. Called by the real driver, which
-prefixes the host's `zfsCommand` (`("zfs",)`, `("sudo", "zfs")`, ...) and runs the result
+`abort_resume`, `hold`, `release`, `hold_many`, `release_many`, `bookmark`,
+`destroy_snapshots`, `destroy_bookmark`, `rollback`, `create`, `get`, `set`), the observe
+listing's columns (`LIST_COLUMNS`, read back by `zfs/parse.py`) and the argument budget
+`ARG_MAX_BYTES`. Called by the real driver, which prefixes the host's `zfsCommand`
+(`("zfs",)`, `("sudo", "zfs")`, ...) and runs the result
 through a command runner.
 
 Each builder returns the arguments after the program, as a tuple of strings passed as they
@@ -138,6 +139,25 @@ def hold(tag: str, full_snapshot: str) -> tuple[str, ...]:
 
 def release(tag: str, full_snapshot: str) -> tuple[str, ...]:
     return ("release", _tag(tag), _snapshot_name(full_snapshot))
+
+
+def hold_many(
+    tag: str, full_snapshots: Sequence[str], max_bytes: int = ARG_MAX_BYTES
+) -> list[tuple[str, ...]]:
+    """`zfs hold TAG fs@a gs@b ...` (any filesystems of one host), in as many calls as the
+    argument budget needs. zfs holds each snapshot in turn and goes on after one it cannot
+    hold, with a `cannot hold snapshot 'NAME': why` line for each refusal."""
+    names = [_snapshot_name(name) for name in full_snapshots]
+    return _batches(("hold", _tag(tag)), names, max_bytes)
+
+
+def release_many(
+    tag: str, full_snapshots: Sequence[str], max_bytes: int = ARG_MAX_BYTES
+) -> list[tuple[str, ...]]:
+    """`zfs release TAG fs@a gs@b ...`, like `hold_many` (`cannot release hold from snapshot
+    'NAME': why` for each refusal)."""
+    names = [_snapshot_name(name) for name in full_snapshots]
+    return _batches(("release", _tag(tag)), names, max_bytes)
 
 
 def bookmark(full_snapshot: str, full_bookmark: str) -> tuple[str, ...]:

@@ -5,9 +5,11 @@ Owned here: `ZfsDriver` and `PendingSend` (the driver's `SendStream`). It builds
 `zfsCommand` in front, parses output with `zfs/parse.py`, and turns refusals into typed errors
 with `zfs/stderr.py`. The executor is its caller; the CLI creates it via `zfs/connect.py`.
 
-Process count: `observe` runs one `zfs list` for the whole host, plus one `zfs holds` (in
-chunks under the argument limit) only when some snapshot has holds; `observe_filesystems`
-the same for the filesystems it is given (`zfs list -d 1 fs...`). `send` starts nothing: it
+Process count: `observe(scope)` runs one `zfs list -r` of the scope's subtrees and, when the
+scope names single filesystems outside them, one `zfs list -d 1` of those (each in chunks
+under the argument limit), plus one `zfs holds` only when some snapshot has holds; without a
+scope, one `zfs list` of the whole host. `observe_filesystems` lists the filesystems it is
+given (`zfs list -d 1 fs...`) and their holds. `send` starts nothing: it
 returns a `PendingSend` naming the sender's command; the target's `receive` starts both ends
 as one OS pipeline (`zfs/pipeline.py`), so a transfer between hosts never passes through
 Python.
@@ -15,18 +17,25 @@ Python.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import ReceiveOptions
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemState, HostState
 from reconciler.zfs import commands, parse
 from reconciler.zfs.errors import StreamInterrupted, ZFSError
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
 from reconciler.zfs.port import SendRequest
 from reconciler.zfs.runner import CommandRunner, Completed
-from reconciler.zfs.stderr import classify, classify_pipeline, missing_datasets
+from reconciler.zfs.stderr import (
+    classify,
+    classify_pipeline,
+    missing_datasets,
+    significant_lines,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +87,33 @@ class ZfsDriver:
 
     # --- observation -----------------------------------------------------------------------
 
-    def observe(self) -> HostState:
-        listed = self._run(commands.list_versions(self.roots), "")
-        filesystems = self._with_holds(parse.parse_listing(listed.stdout, self.host))
-        return HostState(host=self.host, filesystems=filesystems)
+    def observe(self, scope: ObservationScope | None = None) -> HostState:
+        if scope is None or scope.everything:
+            listed = self._run(commands.list_versions(self.roots), "")
+            filesystems = self._with_holds(parse.parse_listing(listed.stdout, self.host))
+            return HostState(host=self.host, filesystems=filesystems)
+        listings: list[parse.Listing] = []
+        if scope.subtrees:  # one `zfs list -r`; a subtree that does not exist is empty
+            listed = self._run(commands.list_versions(scope.subtrees), "", missing_is_fine=True)
+            listings.append(parse.parse_listing(listed.stdout, self.host))
+        if scope.filesystems:  # `zfs list -d 1`: their rows, not their children's
+            listings.append(self._list_alone(scope.filesystems))
+        return HostState(host=self.host, filesystems=self._with_holds(parse.merged(listings)))
 
     def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
+        if not filesystems:
+            return {}
+        return self._with_holds(self._list_alone(filesystems))
+
+    def _list_alone(self, filesystems: Sequence[str]) -> parse.Listing:
+        """Those of `filesystems` that exist with their versions (`zfs list -d 1`, in as
+        many calls as the argument budget needs), without the children that listing adds."""
         wanted = set(filesystems)
-        found: dict[str, FilesystemState] = {}
-        for args in commands.list_filesystems(filesystems) if filesystems else ():
+        listings = []
+        for args in commands.list_filesystems(filesystems):
             listed = self._run(args, "", missing_is_fine=True)
-            states = self._with_holds(parse.parse_listing(listed.stdout, self.host))
-            found.update((name, state) for name, state in states.items() if name in wanted)
-        return found
+            listings.append(parse.parse_listing(listed.stdout, self.host).only(wanted))
+        return parse.merged(listings)
 
     def _with_holds(self, listing: parse.Listing) -> dict[str, FilesystemState]:
         """The listing's filesystems with the tags of their held snapshots (`zfs holds`)."""
@@ -151,6 +174,47 @@ class ZfsDriver:
     def release(self, filesystem: str, snapshot: str, tag: str) -> None:
         self._run(commands.release(tag, f"{filesystem}@{snapshot}"), f"{filesystem}@{snapshot}")
 
+    def hold_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        return self._each(commands.hold_many, tag, snapshots, self.hold)
+
+    def release_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        return self._each(commands.release_many, tag, snapshots, self.release)
+
+    def _each(
+        self,
+        build: Callable[[str, Sequence[str]], list[tuple[str, ...]]],
+        tag: str,
+        snapshots: Sequence[tuple[str, str]],
+        alone: Callable[[str, str, str], None],
+    ) -> dict[tuple[str, str], ZFSError]:
+        """Run a hold or release of many snapshots (`build` gives the calls) and attribute
+        each refusal to its snapshot by the name zfs gives it. When zfs says something that
+        names no snapshot of the call (permission denied, ...), each snapshot of that call
+        is tried `alone`, so each gets its own error."""
+        by_name = {f"{fs}@{snap}": (fs, snap) for fs, snap in snapshots}
+        failed: dict[tuple[str, str], ZFSError] = {}
+        for args in build(tag, list(by_name)):
+            argv = (*self.zfs_command, *args)
+            done = self.runner.run(argv)
+            if done.returncode == 0:
+                continue
+            members = [by_name[name] for name in args[2:]]
+            refusals = _refusals(done.stderr_text, by_name)
+            if refusals:
+                for member, text in refusals.items():
+                    failed[member] = classify(self.host, f"{member[0]}@{member[1]}", text, argv)
+                continue
+            for fs, snap in members:
+                try:
+                    alone(fs, snap, tag)
+                except ZFSError as error:
+                    failed[(fs, snap)] = error
+        return failed
+
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
         self._run(
             commands.bookmark(f"{filesystem}@{snapshot}", f"{filesystem}#{bookmark}"),
@@ -173,3 +237,20 @@ class ZfsDriver:
 
     def create(self, filesystem: str, parents: bool = True) -> None:
         self._run(commands.create(filesystem, parents), filesystem)
+
+
+_REFUSED = re.compile(
+    r"^cannot (?:hold snapshot|release hold from snapshot) '(?P<snapshot>[^']+)': "
+)
+
+
+def _refusals(stderr: str, by_name: Mapping[str, tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Each snapshot a hold or release refused → what zfs said of it; empty when some line
+    of stderr names no snapshot of the call (then no line can be trusted to be the only one)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for line in significant_lines(stderr):
+        match = _REFUSED.match(line)
+        if match is None or match["snapshot"] not in by_name:
+            return {}
+        found.setdefault(by_name[match["snapshot"]], []).append(line)
+    return {member: "\n".join(lines) for member, lines in found.items()}

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, islice, repeat
@@ -107,6 +107,27 @@ class Listing:
 
     filesystems: dict[str, FilesystemState]
     held: tuple[str, ...] = ()
+
+    def only(self, filesystems: Collection[str]) -> Listing:
+        """This listing restricted to `filesystems` (and the held snapshots of those)."""
+        return Listing(
+            {name: state for name, state in self.filesystems.items() if name in filesystems},
+            tuple(full for full in self.held if full.partition("@")[0] in filesystems),
+        )
+
+
+def merged(listings: Sequence[Listing]) -> Listing:
+    """One listing of several (of disjoint parts of a host; a filesystem listed twice keeps
+    its first listing), its filesystems sorted by name."""
+    if len(listings) == 1:
+        return listings[0]
+    filesystems: dict[str, FilesystemState] = {}
+    held: dict[str, None] = {}
+    for listing in listings:
+        for name, state in listing.filesystems.items():
+            filesystems.setdefault(name, state)
+        held.update(dict.fromkeys(listing.held))
+    return Listing(dict(sorted(filesystems.items())), tuple(held))
 
 
 @dataclass(frozen=True, slots=True)

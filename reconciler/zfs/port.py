@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemState, HostState
+from reconciler.zfs.errors import ZFSError
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,9 @@ class ZFS(Protocol):
     @property
     def host(self) -> str: ...
 
-    def observe(self) -> HostState:
-        """Every filesystem, volume, snapshot and bookmark, in one listing."""
+    def observe(self, scope: ObservationScope | None = None) -> HostState:
+        """Every filesystem and volume in `scope` (None: the whole host) with its snapshots
+        and bookmarks."""
         ...
 
     def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
@@ -68,6 +71,20 @@ class ZFS(Protocol):
     def hold(self, filesystem: str, snapshot: str, tag: str) -> None: ...
 
     def release(self, filesystem: str, snapshot: str, tag: str) -> None: ...
+
+    def hold_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        """`hold` of each (filesystem, snapshot) with one tag, in as few zfs calls as the
+        argument limit allows. Returns the ones that failed, each with the error `hold` would
+        have raised for it alone; the others are held. One refusal does not stop the rest."""
+        ...
+
+    def release_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        """`release` of each (filesystem, snapshot), like `hold_many`."""
+        ...
 
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None: ...
 

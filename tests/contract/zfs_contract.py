@@ -43,6 +43,7 @@ from typing import Protocol
 import pytest
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemKind, FilesystemState, Version
 from reconciler.zfs.errors import (
     DatasetExists,
@@ -192,6 +193,27 @@ def check_observing_some_filesystems_shows_only_those_that_exist(make: HostFacto
     assert seen[fs].versions[0].holds == {"keep"}
     assert host.observe_filesystems([missing]) == {}
     assert host.observe_filesystems([]) == {}
+
+
+def check_observing_a_scope_lists_only_what_it_names(make: HostFactory) -> None:
+    """A subtree brings every descendant; a single filesystem comes without its children; a
+    subtree that does not exist is empty, not an error; nothing else of the host is listed."""
+    host = make("src")
+    fs = filesystem(host, "data", "s1")
+    child = filesystem(host, "data/child", "c1")
+    filesystem(host, "other", "o1")
+    alone = filesystem(host, "alone", "a1")
+    filesystem(host, "alone/below", "b1")
+    host.hold(fs, "s1", "keep")
+    host.bookmark(alone, "a1", "a1-mark")
+    missing = f"{host.root}/missing"
+    whole = host.observe()
+    seen = host.observe(ObservationScope.of([fs, missing], [alone, f"{missing}/x"]))
+    assert dict(seen.filesystems) == {name: whole.filesystem(name) for name in (alone, fs, child)}
+    assert [v.name for v in seen.filesystems[alone].versions] == ["a1", "a1-mark"]
+    assert seen.filesystems[fs].versions[0].holds == {"keep"}
+    assert host.observe(ObservationScope.of([missing])).filesystems == {}
+    assert host.observe(ObservationScope.of([], [missing])).filesystems == {}
 
 
 def check_snapshot_of_many_filesystems_is_atomic(make: HostFactory) -> None:
@@ -594,6 +616,30 @@ def check_holding_a_tag_twice_is_dataset_exists(make: HostFactory) -> None:
         host.bookmark(fs, "missing", "mark")
 
 
+def check_holds_and_releases_of_many_snapshots_report_each_refusal(make: HostFactory) -> None:
+    """One call for many snapshots: a refused one gets its own error, and the others are
+    done all the same (zfs goes on after a refusal)."""
+    host = make("src")
+    a = filesystem(host, "a", "s1", "s2")
+    b = filesystem(host, "b", "s1")
+    host.hold(a, "s1", "keep")
+    failed = host.hold_many("keep", [(a, "s1"), (a, "s2"), (b, "s1"), (b, "missing")])
+    assert sorted(failed) == [(a, "s1"), (b, "missing")]
+    assert isinstance(failed[(a, "s1")], DatasetExists)
+    assert isinstance(failed[(b, "missing")], DatasetNotFound)
+    assert [version(host, fs, "s2" if fs == a else "s1").holds for fs in (a, b)] == [{"keep"}] * 2
+    assert host.hold_many("other", [(a, "s2"), (b, "s1")]) == {}
+    assert version(host, b, "s1").holds == {"keep", "other"}
+    gone = f"{host.root}/gone"
+    failed = host.release_many("keep", [(a, "s1"), (b, "s1"), (gone, "s1"), (a, "missing")])
+    assert sorted(failed) == [(a, "missing"), (gone, "s1")]
+    assert all(isinstance(error, DatasetNotFound) for error in failed.values())
+    assert [version(host, a, "s1").holds, version(host, b, "s1").holds] == [set(), {"other"}]
+    failed = host.release_many("keep", [(a, "s1"), (a, "s2")])
+    assert list(failed) == [(a, "s1")] and isinstance(failed[(a, "s1")], HoldNotFound)
+    assert version(host, a, "s2").holds == {"other"}
+
+
 def check_releasing_a_missing_tag_is_hold_not_found(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1")
@@ -725,6 +771,7 @@ def check_create_with_and_without_parents(make: HostFactory) -> None:
 ALL_CHECKS: tuple[Check, ...] = (
     check_observe_reports_versions_holds_and_written,
     check_observing_some_filesystems_shows_only_those_that_exist,
+    check_observing_a_scope_lists_only_what_it_names,
     check_snapshot_of_many_filesystems_is_atomic,
     check_versions_are_ordered_by_createtxg_not_name,
     check_full_send_copies_data_and_keeps_identity,
@@ -753,6 +800,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_a_hold_blocks_the_whole_destroy_batch,
     check_holding_a_tag_twice_is_dataset_exists,
     check_releasing_a_missing_tag_is_hold_not_found,
+    check_holds_and_releases_of_many_snapshots_report_each_refusal,
     check_destroy_skips_missing_snapshots_unless_none_exists,
     check_destroying_a_snapshot_moves_its_written_on,
     check_rollback_needs_r_to_destroy_newer_snapshots,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 from reconciler.core.plan import ReceiveOptions
+from reconciler.core.scope import ObservationScope
 from reconciler.core.state import (
     FilesystemKind,
     FilesystemState,
@@ -151,12 +152,14 @@ class ModelZFS:
         return self._data.host
 
     @_locked
-    def observe(self) -> HostState:
+    def observe(self, scope: ObservationScope | None = None) -> HostState:
         self._data.check_reachable()
         return HostState(
             host=self.host,
             filesystems={
-                name: _filesystem_state(fs) for name, fs in sorted(self._data.filesystems.items())
+                name: _filesystem_state(fs)
+                for name, fs in sorted(self._data.filesystems.items())
+                if scope is None or scope.contains(name)
             },
         )
 
@@ -233,6 +236,17 @@ class ModelZFS:
             raise data.error(HoldNotFound, full, f"{verb}: no such tag on this dataset")
         snap.holds.discard(tag)
         data.next_txg()
+
+    def hold_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        """Each snapshot in turn, going on after a refusal, as `zfs hold` does."""
+        return _each(self.hold, tag, snapshots)
+
+    def release_many(
+        self, tag: str, snapshots: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        return _each(self.release, tag, snapshots)
 
     @_locked
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
@@ -351,3 +365,15 @@ def _filesystem_state(fs: FsRecord) -> FilesystemState:
         resume_token=token,
         encrypted=fs.encrypted,
     )
+
+
+def _each(
+    operation: Callable[[str, str, str], None], tag: str, snapshots: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], ZFSError]:
+    failed: dict[tuple[str, str], ZFSError] = {}
+    for filesystem, snapshot in dict.fromkeys(snapshots):
+        try:
+            operation(filesystem, snapshot, tag)
+        except ZFSError as error:
+            failed[(filesystem, snapshot)] = error
+    return failed
