@@ -20,8 +20,10 @@ import pytest
 
 from reconciler.cli import Console, main
 from reconciler.core.plan import ReceiveOptions
+from reconciler.zfs import commands
 from reconciler.zfs.driver import ZfsDriver
 from reconciler.zfs.errors import (
+    DatasetExists,
     DatasetNotFound,
     ModifiedSinceSnapshot,
     PermissionDenied,
@@ -66,6 +68,12 @@ elif args[0] == "send":
         sys.stdout.flush()
         sys.stderr.write(f"12:00:0{i}\\t{(i + 1) << 20}\\t{args[-1]}\\n")
         sys.stderr.flush()
+elif args[0] == "program":
+    with open(os.path.join(state, "program-stdin"), "wb") as f:
+        f.write(sys.stdin.buffer.read())
+    answer = os.path.join(state, "program-answer")
+    codes = json.load(open(answer)) if os.path.exists(answer) else {}
+    print(json.dumps({"return": {mark: codes.get(mark, 0) for mark in args[5::2]}}))
 elif args[0] == "receive":
     n = len(sys.stdin.buffer.read())
     with open(os.path.join(state, "received"), "w") as f:
@@ -200,3 +208,41 @@ def test_a_dry_run_pass_starts_at_most_two_zfs_processes_per_host(
     plan = json.loads(out.getvalue())
     assert plan["actions"]  # the listing was understood: a snapshot is due
     assert [call[0] for call in _calls(tmp_path)] == ["list", "holds"]
+
+
+def test_bookmarks_are_one_channel_program_per_pool_with_each_refusal_its_own(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    wanted = [("tank/a", "s1", "m"), ("tank/b", "s1", "m"), ("other/c", "s1", "m")]
+    (tmp_path / "program-answer").write_text(json.dumps({"tank/b#m": 17, "other/c#m": 2}))
+    failed = driver.bookmark_many(wanted)
+    assert sorted(failed) == [("other/c", "m"), ("tank/b", "m")]
+    assert isinstance(failed[("tank/b", "m")], DatasetExists)
+    assert "bookmark exists" in failed[("tank/b", "m")].detail
+    assert isinstance(failed[("other/c", "m")], DatasetNotFound)
+    assert _calls(tmp_path) == [
+        ["program", "-j", "tank", "-", "tank/a@s1", "tank/a#m", "tank/b@s1", "tank/b#m"],
+        ["program", "-j", "other", "-", "other/c@s1", "other/c#m"],
+    ]
+    assert (tmp_path / "program-stdin").read_bytes() == commands.BOOKMARK_PROGRAM
+
+
+def test_bookmarks_fall_back_to_one_zfs_bookmark_each_where_programs_are_refused(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    _refuse(tmp_path, "program", "program-not-root.txt")
+    assert driver.bookmark_many([("tank/a", "s1", "m"), ("tank/b", "s1", "m")]) == {}
+    assert [call[0] for call in _calls(tmp_path)] == ["program", "bookmark", "bookmark"]
+    assert driver.bookmark_many([("tank/a", "s2", "n")]) == {}  # no program tried again
+    assert [call[0] for call in _calls(tmp_path)][3:] == ["bookmark"]
+
+
+def test_an_unreadable_program_answer_settles_nothing(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    (tmp_path / "program-answer").write_text(json.dumps({"tank/a#m": "yes"}))
+    assert driver.bookmark_many([("tank/a", "s1", "m")]) == {}
+    assert [call[0] for call in _calls(tmp_path)] == ["program", "bookmark"]

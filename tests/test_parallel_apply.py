@@ -10,6 +10,7 @@ from typing import Any
 from reconciler.apply.executor import ActionStatus, execute
 from reconciler.core.plan import (
     Action,
+    BookmarkAction,
     HoldAction,
     Plan,
     Reason,
@@ -37,6 +38,7 @@ class Recording:
         self.most = 0
         self.fail_on: set[str] = set()
         self.batches: list[int] = []  # the size of each hold_many call
+        self.bookmark_batches: list[int] = []  # the size of each bookmark_many call
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -62,6 +64,11 @@ class Recording:
         with self.lock:
             self.log.append(f"hold {filesystem}")
         self.model.hold(filesystem, snapshot, tag)
+
+    def bookmark_many(self, bookmarks: Sequence[tuple[str, str, str]]) -> dict[Any, Any]:
+        with self.lock:
+            self.bookmark_batches.append(len(bookmarks))
+        return self.model.bookmark_many(bookmarks)
 
     def hold_many(self, tag: str, snapshots: Sequence[tuple[str, str]]) -> dict[Any, Any]:
         with self.lock:
@@ -259,3 +266,21 @@ def test_a_refused_hold_in_a_batch_fails_alone_and_skips_only_what_depends_on_it
     assert all(
         not v.holds for name in NAMES[:4] for v in nas.model.observe().filesystems[name].versions
     )
+
+
+def test_bookmarks_of_one_host_are_one_call_and_a_refused_one_fails_alone() -> None:
+    nas, backup, _ = _hosts()
+    for name in NAMES[:3]:
+        nas.model.snapshot([name], "s1")
+    nas.model.bookmark("tank/fs1", "s1", "c")
+    marks = [
+        _action(BookmarkAction, 10 + i, filesystem=name, snapshot=snap, bookmark="#c")
+        for i, (name, snap) in enumerate(zip(NAMES[:3], ("@s1", "@s1", "@gone"), strict=True))
+    ]
+    report = execute(Plan(now=0, actions=tuple(marks)), {"nas": nas, "backup": backup}, jobs=2)
+    assert [r.status for r in report.results] == [
+        ActionStatus.OK, ActionStatus.ALREADY_DONE, ActionStatus.FAILED,
+    ]  # fmt: skip
+    assert report.results[0].message == "bookmarked @s1 as #c"
+    assert nas.bookmark_batches == [3]
+    assert [v.name for v in nas.model.observe().filesystems["tank/fs0"].bookmarks] == ["c"]

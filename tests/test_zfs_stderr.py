@@ -45,6 +45,7 @@ EXPECTED: dict[str, type[ZFSError]] = {
     "permission-denied-destroy.txt": PermissionDenied,
     "permission-denied-hold.txt": PermissionDenied,
     "permission-denied-not-root.txt": PermissionDenied,
+    "program-not-root.txt": PermissionDenied,
     "permission-denied-receive.txt": PermissionDenied,
     "permission-denied-snapshot.txt": PermissionDenied,
     "recv-abort-nothing.txt": DatasetNotFound,

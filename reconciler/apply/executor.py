@@ -41,6 +41,7 @@ from loguru import logger
 from reconciler.core.plan import (
     AbortResumeAction,
     Action,
+    ActionKind,
     BookmarkAction,
     CreateParentAction,
     DestroyAction,
@@ -179,12 +180,13 @@ def execute(
     return ApplyReport(tuple(done[action.id] for action in plan.actions))
 
 
-Batchable = HoldAction | ReleaseAction
+Batchable = HoldAction | ReleaseAction | BookmarkAction
 
 
 def _batchable(action: Action) -> TypeGuard[Batchable]:
-    """Holds and releases of one host and tag go to zfs together; other actions alone."""
-    return isinstance(action, (HoldAction, ReleaseAction))
+    """Holds and releases of one host and tag, and bookmarks of one host, go to zfs
+    together; other actions alone."""
+    return isinstance(action, (HoldAction, ReleaseAction, BookmarkAction))
 
 
 def _batches(actions: Sequence[Action]) -> list[list[Action]]:
@@ -193,7 +195,8 @@ def _batches(actions: Sequence[Action]) -> list[list[Action]]:
     groups: dict[tuple[str, str, str], list[Action]] = {}
     for action in actions:
         if _batchable(action):
-            groups.setdefault((action.kind, action.host, action.tag), []).append(action)
+            tag = "" if isinstance(action, BookmarkAction) else action.tag
+            groups.setdefault((action.kind, action.host, tag), []).append(action)
     return list(groups.values())
 
 
@@ -202,38 +205,66 @@ def _run_alone(action: Action, hosts: Mapping[str, ZFS]) -> list[ActionResult]:
 
 
 def run_batch(actions: Sequence[Batchable], hosts: Mapping[str, ZFS]) -> list[ActionResult]:
-    """Holds (or releases) of one host and tag as one `zfs hold`/`zfs release` of all their
-    snapshots; each action gets its own result (a refused snapshot fails or is already done
-    on its own, the others succeed), in the order given."""
+    """Actions of one kind, host (and tag) as one call for all their snapshots: one `zfs
+    hold`/`zfs release`, or one channel program of bookmarks. Each action gets its own
+    result (a refused one fails or is already done on its own, the others succeed), in the
+    order given."""
     start = time.monotonic()
     first = actions[0]
-    pairs = [(a.filesystem, _short(a.snapshot)) for a in actions]
-    holding = isinstance(first, HoldAction)
+    keys = [_batch_item(a) for a in actions]
     try:
         host = _host(hosts, first.host)
-        tag = first.tag
-        failed = host.hold_many(tag, pairs) if holding else host.release_many(tag, pairs)
+        if isinstance(first, BookmarkAction):
+            marks = [
+                (a.filesystem, _short(a.snapshot), _short(a.bookmark))
+                for a in actions
+                if isinstance(a, BookmarkAction)
+            ]
+            failed = host.bookmark_many(marks)
+        elif isinstance(first, HoldAction):
+            failed = host.hold_many(first.tag, keys)
+        else:
+            failed = host.release_many(first.tag, keys)
     except ZFSError as failure:
-        failed = dict.fromkeys(pairs, failure)
+        failed = dict.fromkeys(keys, failure)
     duration = time.monotonic() - start
-    already: tuple[type[ZFSError], ...] = (
-        (DatasetExists,) if holding else (HoldNotFound, DatasetNotFound)
-    )
     results = []
-    for action, pair in zip(actions, pairs, strict=True):
-        what = f"{action.snapshot} ({action.tag})"
-        error = failed.get(pair)
+    for action, key in zip(actions, keys, strict=True):
+        error = failed.get(key)
         if error is None:
-            status, message = ActionStatus.OK, ("held " if holding else "released ") + what
-        elif isinstance(error, already):
-            status, message = ActionStatus.ALREADY_DONE, f"already done: {error.detail}"
+            results.append(ActionResult(action.id, ActionStatus.OK, _done(action), None, duration))
+        elif isinstance(error, _ALREADY[action.kind]):
+            message = f"already done: {error.detail}"
+            results.append(
+                ActionResult(action.id, ActionStatus.ALREADY_DONE, message, None, duration)
+            )
         else:
             results.append(
                 ActionResult(action.id, ActionStatus.FAILED, error.detail, error, duration)
             )
-            continue
-        results.append(ActionResult(action.id, status, message, None, duration))
     return results
+
+
+# what each batched kind takes for "already so" (as run_action does for one action)
+_ALREADY: dict[str, tuple[type[ZFSError], ...]] = {
+    ActionKind.HOLD: (DatasetExists,),
+    ActionKind.RELEASE: (HoldNotFound, DatasetNotFound),
+    ActionKind.BOOKMARK: (DatasetExists,),
+}
+
+
+def _batch_item(action: Batchable) -> tuple[str, str]:
+    """How the port names the action's result: (filesystem, snapshot or bookmark)."""
+    if isinstance(action, BookmarkAction):
+        return (action.filesystem, _short(action.bookmark))
+    return (action.filesystem, _short(action.snapshot))
+
+
+def _done(action: Batchable) -> str:
+    if isinstance(action, BookmarkAction):
+        return f"bookmarked {action.snapshot} as {action.bookmark}"
+    verb = "held" if isinstance(action, HoldAction) else "released"
+    return f"{verb} {action.snapshot} ({action.tag})"
 
 
 def _cancelled(action: Action, cancel: threading.Event | None) -> ActionResult | None:

@@ -1,7 +1,7 @@
 """Argument vectors for every `zfs` verb the real driver runs: pure builders, no I/O.
 
 Owned here: one builder per verb (`list_versions`, `holds`, `snapshot`, `send`, `receive`,
-`abort_resume`, `hold`, `release`, `hold_many`, `release_many`, `bookmark`,
+`abort_resume`, `hold`, `release`, `hold_many`, `release_many`, `bookmark`, `bookmark_program`,
 `destroy_snapshots`, `destroy_bookmark`, `rollback`, `create`, `get`, `set`), the observe
 listing's columns (`LIST_COLUMNS`, read back by `zfs/parse.py`) and the argument budget
 `ARG_MAX_BYTES`. Called by the real driver, which prefixes the host's `zfsCommand`
@@ -158,6 +158,33 @@ def release_many(
     'NAME': why` for each refusal)."""
     names = [_snapshot_name(name) for name in full_snapshots]
     return _batches(("release", _tag(tag)), names, max_bytes)
+
+
+# `zfs program -j POOL - SNAP1 MARK1 SNAP2 MARK2 ...` with this script on stdin: each pair
+# becomes a bookmark, in one sync task; the JSON answer maps each new bookmark to the error
+# number zfs.sync.bookmark returned (0: made). Verified on OpenZFS 2.3.2 (docs/zfs-verified.md).
+BOOKMARK_PROGRAM = b"""\
+local argv = (...)["argv"]
+local made = {}
+for i = 1, #argv, 2 do
+  made[argv[i + 1]] = zfs.sync.bookmark(argv[i], argv[i + 1])
+end
+return made
+"""
+
+
+def bookmark_program(
+    pool: str, pairs: Sequence[tuple[str, str]], max_bytes: int = ARG_MAX_BYTES
+) -> list[tuple[str, ...]]:
+    """`zfs program -j POOL - fs@snap fs#mark ...` for (full snapshot, full bookmark) pairs of
+    one pool, in as many calls as the argument budget needs (a pair never split); the
+    script (`BOOKMARK_PROGRAM`) goes on stdin. Channel programs need root."""
+    fixed = ("program", "-j", _dataset(pool), "-")
+    joined = [f"{_snapshot_name(snap)}\0{_bookmark_name(mark)}" for snap, mark in pairs]
+    return [
+        (*fixed, *(name for pair in chunk for name in pair.split("\0")))
+        for chunk in _chunks(joined, max_bytes - _argv_bytes(fixed))
+    ]
 
 
 def bookmark(full_snapshot: str, full_bookmark: str) -> tuple[str, ...]:

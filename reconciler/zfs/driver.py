@@ -17,6 +17,8 @@ Python.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +28,7 @@ from reconciler.core.plan import ReceiveOptions
 from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemState, HostState
 from reconciler.zfs import commands, parse
-from reconciler.zfs.errors import StreamInterrupted, ZFSError
+from reconciler.zfs.errors import DatasetExists, DatasetNotFound, StreamInterrupted, ZFSError
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
 from reconciler.zfs.port import SendRequest
 from reconciler.zfs.runner import CommandRunner, Completed
@@ -65,6 +67,7 @@ class ZfsDriver:
         self.roots = tuple(roots)
         self.on_progress = on_progress
         self.cancel = cancel
+        self._programs = True  # channel programs allowed, until zfs says they are not
 
     @property
     def host(self) -> str:
@@ -215,6 +218,66 @@ class ZfsDriver:
                     failed[(fs, snap)] = error
         return failed
 
+    def bookmark_many(
+        self, bookmarks: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        """One channel program per pool makes them all (`commands.BOOKMARK_PROGRAM`); where
+        channel programs are refused (not root) or fail as a whole, one `zfs bookmark` each."""
+        failed: dict[tuple[str, str], ZFSError] = {}
+        by_pool: dict[str, list[tuple[str, str, str]]] = {}
+        for item in dict.fromkeys(bookmarks):
+            by_pool.setdefault(item[0].split("/", 1)[0], []).append(item)
+        for pool, items in by_pool.items():
+            left = self._bookmarks_by_program(pool, items, failed) if self._programs else items
+            for fs, snap, mark in left:
+                try:
+                    self.bookmark(fs, snap, mark)
+                except ZFSError as error:
+                    failed[(fs, mark)] = error
+        return failed
+
+    def _bookmarks_by_program(
+        self,
+        pool: str,
+        items: list[tuple[str, str, str]],
+        failed: dict[tuple[str, str], ZFSError],
+    ) -> list[tuple[str, str, str]]:
+        """Make the bookmarks of one pool by channel program, recording refusals in
+        `failed`; returns those it could not settle (a program that failed as a whole, and
+        every one after it)."""
+        by_mark = {f"{fs}#{mark}": (fs, snap, mark) for fs, snap, mark in items}
+        pairs = [(f"{fs}@{snap}", full) for full, (fs, snap, _) in by_mark.items()]
+        settled: set[str] = set()
+        for args in commands.bookmark_program(pool, pairs):
+            answered = self._bookmark_program(args, by_mark)
+            if answered is None:
+                break
+            failed.update(answered)
+            settled.update(args[5::2])
+        return [item for full, item in by_mark.items() if full not in settled]
+
+    def _bookmark_program(
+        self, args: tuple[str, ...], items: Mapping[str, tuple[str, str, str]]
+    ) -> dict[tuple[str, str], ZFSError] | None:
+        """Run one bookmark program: each refused bookmark → its error; None when the
+        program failed as a whole or its answer cannot be read (then nothing is known)."""
+        argv = (*self.zfs_command, *args)
+        done = self.runner.run(argv, input=commands.BOOKMARK_PROGRAM)
+        if done.returncode != 0:
+            if "must be run as root" in done.stderr_text:
+                self._programs = False  # not for this host: zfs bookmark from now on
+            return None
+        wanted = set(args[5::2])
+        answer = parse.parse_program_answer(done.stdout, wanted)
+        if answer is None:
+            return None
+        failed: dict[tuple[str, str], ZFSError] = {}
+        for full, code in answer.items():
+            if code:
+                fs, _, mark = items[full]
+                failed[(fs, mark)] = _bookmark_error(self.host, full, code, argv)
+        return failed
+
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
         self._run(
             commands.bookmark(f"{filesystem}@{snapshot}", f"{filesystem}#{bookmark}"),
@@ -244,13 +307,35 @@ _REFUSED = re.compile(
 )
 
 
+_MISSING_FILESYSTEM = re.compile(r"^cannot open '(?P<filesystem>[^'@#]+)': dataset does not exist$")
+
+
 def _refusals(stderr: str, by_name: Mapping[str, tuple[str, str]]) -> dict[tuple[str, str], str]:
     """Each snapshot a hold or release refused → what zfs said of it; empty when some line
     of stderr names no snapshot of the call (then no line can be trusted to be the only one)."""
     found: dict[tuple[str, str], list[str]] = {}
     for line in significant_lines(stderr):
         match = _REFUSED.match(line)
-        if match is None or match["snapshot"] not in by_name:
+        if match is not None and match["snapshot"] in by_name:
+            found.setdefault(by_name[match["snapshot"]], []).append(line)
+            continue
+        missing = _MISSING_FILESYSTEM.match(line)  # zfs could not open the filesystem
+        members = [m for m in by_name.values() if missing and m[0] == missing["filesystem"]]
+        if not members:
             return {}
-        found.setdefault(by_name[match["snapshot"]], []).append(line)
+        for member in members:
+            found.setdefault(member, []).append(line)
     return {member: "\n".join(lines) for member, lines in found.items()}
+
+
+def _bookmark_error(host: str, bookmark: str, code: int, argv: Sequence[str]) -> ZFSError:
+    """The error a refused zfs.sync.bookmark stands for, worded like `zfs bookmark`'s."""
+    if code == errno.EEXIST:
+        return DatasetExists(
+            host, bookmark, f"cannot create bookmark '{bookmark}': bookmark exists"
+        )
+    why = os.strerror(code) if 0 < code < 256 else f"error {code}"
+    detail = f"cannot create bookmark '{bookmark}': {why} (zfs program)"
+    if code == errno.ENOENT:
+        return DatasetNotFound(host, bookmark, detail, tuple(argv))
+    return ZFSError(host, bookmark, detail, tuple(argv))

@@ -51,6 +51,7 @@ cyclic garbage frozen along with them is reclaimed then.
 from __future__ import annotations
 
 import dataclasses
+import json
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -223,6 +224,22 @@ def apply_holds(
         if state is not None:
             result[filesystem] = _with_holds(state, tags_by_name)
     return result
+
+
+def parse_program_answer(output: bytes, names: Collection[str]) -> dict[str, int] | None:
+    """The answer of a `zfs program -j` whose script returns {name: error number}: exactly
+    the given names, each with an integer; None for anything else (not JSON, other keys, a
+    missing name, a value that is no integer)."""
+    try:
+        document = json.loads(output)
+    except ValueError:
+        return None
+    answer = document.get("return") if isinstance(document, dict) else None
+    if not isinstance(answer, dict) or set(answer) != set(names):
+        return None
+    if not all(type(code) is int for code in answer.values()):
+        return None
+    return answer
 
 
 def parse_send_estimate(text: str) -> int | None:

@@ -88,6 +88,14 @@ class ZFS(Protocol):
 
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None: ...
 
+    def bookmark_many(
+        self, bookmarks: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        """`bookmark` of each (filesystem, snapshot, bookmark), in as few zfs calls as it
+        can. Returns the (filesystem, bookmark) pairs that failed, each with the error
+        `bookmark` would have raised for it alone; the others are made."""
+        ...
+
     def destroy(self, filesystem: str, versions: Sequence[str]) -> None:
         """Destroy `@snap` / `#mark` versions of one filesystem; snapshots all-or-nothing."""
         ...

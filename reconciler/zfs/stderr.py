@@ -76,6 +76,8 @@ RULES: tuple[_Rule, ...] = (
     _rule(r"^client_loop: send disconnect", HostUnreachable),
     # rights
     _rule(r"^Permission denied the ZFS utilities must be run as root", PermissionDenied),
+    _rule(r"^Channel program execution failed:$", ZFSError, weak=True),  # the next line says why
+    _rule(r"^Permission denied\. Channel programs must be run as root", PermissionDenied),
     _rule(r": permission denied$", PermissionDenied),
     _rule(
         r"^sudo: (?:a password is required|a terminal is required|.* not in the sudoers)",

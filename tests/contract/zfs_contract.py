@@ -640,6 +640,22 @@ def check_holds_and_releases_of_many_snapshots_report_each_refusal(make: HostFac
     assert version(host, a, "s2").holds == {"other"}
 
 
+def check_bookmarks_of_many_filesystems_report_each_refusal(make: HostFactory) -> None:
+    host = make("src")
+    a = filesystem(host, "a", "s1")
+    b = filesystem(host, "b", "s1", "s2")
+    host.bookmark(b, "s1", "m")
+    wanted = [(a, "s1", "m"), (b, "s1", "m"), (b, "s2", "n"), (b, "missing", "x")]
+    failed = host.bookmark_many(wanted)
+    assert sorted(failed) == [(b, "m"), (b, "x")]
+    assert isinstance(failed[(b, "m")], DatasetExists)
+    assert isinstance(failed[(b, "x")], DatasetNotFound)
+    assert version(host, a, "m", bookmark=True).guid == version(host, a, "s1").guid
+    assert version(host, b, "n", bookmark=True).guid == version(host, b, "s2").guid
+    assert [v.name for v in state(host, b).bookmarks] == ["m", "n"]
+    assert host.bookmark_many([]) == {}
+
+
 def check_releasing_a_missing_tag_is_hold_not_found(make: HostFactory) -> None:
     host = make("src")
     fs = filesystem(host, "data", "s1")
@@ -801,6 +817,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_holding_a_tag_twice_is_dataset_exists,
     check_releasing_a_missing_tag_is_hold_not_found,
     check_holds_and_releases_of_many_snapshots_report_each_refusal,
+    check_bookmarks_of_many_filesystems_report_each_refusal,
     check_destroy_skips_missing_snapshots_unless_none_exists,
     check_destroying_a_snapshot_moves_its_written_on,
     check_rollback_needs_r_to_destroy_newer_snapshots,

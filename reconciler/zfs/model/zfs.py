@@ -248,6 +248,17 @@ class ModelZFS:
     ) -> dict[tuple[str, str], ZFSError]:
         return _each(self.release, tag, snapshots)
 
+    def bookmark_many(
+        self, bookmarks: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], ZFSError]:
+        failed: dict[tuple[str, str], ZFSError] = {}
+        for filesystem, snapshot, bookmark in dict.fromkeys(bookmarks):
+            try:
+                self.bookmark(filesystem, snapshot, bookmark)
+            except ZFSError as error:
+                failed[(filesystem, bookmark)] = error
+        return failed
+
     @_locked
     def bookmark(self, filesystem: str, snapshot: str, bookmark: str) -> None:
         data = self._data
