@@ -5,7 +5,9 @@ one pass (and later by the loop). An action runs when every action it `depends_o
 (`ok` or `already_done`); otherwise it is `skipped`, naming the failed action behind it, and
 independent actions still run. `run_action` carries out one action and knows nothing of the
 others; `execute(jobs=N)` runs up to N actions at once, keeping plan order per filesystem (so
-independent filesystems replicate in parallel, bounded by N).
+independent filesystems replicate in parallel, bounded by N). Holds and releases of one host
+and tag, and bookmarks of one host, are batched (`run_batch`): they wait until no other action
+runs, then go to zfs as one call, and each still gets its own result (docs/driver.md).
 
 Every action is idempotent (product guarantee 6): what ZFS reports as "already so" is success.
 
