@@ -12,6 +12,7 @@ Every validator raises a `PydanticCustomError` whose message reads well after
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -76,10 +77,38 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+# The texts of durations, grids, crons and regexes repeat across the documents of a set (a
+# fleet's policies share a handful of grids and schedules), so each distinct text is parsed
+# once per process: the values are immutable. Only successes are kept (an error is raised
+# again each time, with its message); the bound keeps a long-running `watch` from growing.
+_PARSED = 1024
+
+
+@lru_cache(maxsize=_PARSED)
+def _parsed_duration(text: str) -> int:
+    return parse_duration(text)
+
+
+@lru_cache(maxsize=_PARSED)
+def _parsed_grid(text: str) -> Grid:
+    return parse_grid(text)
+
+
+@lru_cache(maxsize=_PARSED)
+def _parsed_cron(text: str) -> CronSchedule:
+    return parse_cron(text)
+
+
+@lru_cache(maxsize=_PARSED)
+def _compiled(pattern: str) -> bool:
+    compile_regex(pattern)
+    return True
+
+
 def _duration(value: object) -> int:
     text = _text(value, "duration")
     try:
-        return parse_duration(text)
+        return _parsed_duration(text)
     except ValueError as error:
         raise invalid("duration", str(error)) from None
 
@@ -89,7 +118,7 @@ def _grid(value: object) -> Grid:
         return value
     text = _text(value, "grid")
     try:
-        return parse_grid(text)
+        return _parsed_grid(text)
     except GridError as error:
         raise invalid("grid", f"invalid grid {text!r}: {error}") from None
 
@@ -99,14 +128,14 @@ def _cron(value: object) -> CronSchedule:
         return value
     text = _text(value, "cron")
     try:
-        return parse_cron(text)
+        return _parsed_cron(text)
     except CronError as error:
         raise invalid("cron", f"invalid cron expression {text!r}: {error}") from None
 
 
 def _regex(value: str) -> str:
     try:
-        compile_regex(value)
+        _compiled(value)
     except RegexError as error:
         shown = value if len(value) <= 80 else value[:80] + "..."
         raise invalid("regex", f"invalid regular expression {shown!r}: {error}") from None

@@ -67,8 +67,11 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _FLOAT_SPECIAL = {".inf": "inf", ".Inf": "inf", ".INF": "inf", ".nan": "nan", ".NaN": "nan"}
 _FLOAT_SPECIAL |= {".NAN": "nan"}
 _MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
+_WORD_STARTS = frozenset("nNtTfF")  # of null and booleans: numbers start with 0-9, +, - or .
 _MAX_NUMBER_DIGITS = 4300
 _NODE_EVENTS = frozenset({ScalarEvent, AliasEvent, MappingStartEvent, SequenceStartEvent})
+_MAP_TAGS = ("!", _CORE + "map")  # the tags a mapping may have (or none)
+_SEQ_TAGS = ("!", _CORE + "seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,7 @@ def read_documents(
         return [], [ManifestError(file, line, column, WHOLE, message)]
     parser = CParser(text)
     try:
-        while parser.check_event():
-            reader.feed(parser.get_event())
+        reader.read(parser)
     except _Stop:
         pass
     except MarkedYAMLError as error:
@@ -171,18 +173,47 @@ class _Reader:
         self.skipping = False
         self.faulty = False
 
+    def read(self, parser: Any) -> None:
+        """Every event of `parser` (a `CParser`), dispatched on its exact class (the parser
+        makes no subclasses). Scalars, two thirds of a manifest's events, and the starts and
+        ends of collections are handled without going through `feed`."""
+        check_event, get_event = parser.check_event, parser.get_event
+        budget, feed = self.budget, self.feed
+        scalar_event, open_collection, close = self._scalar_event, self._open, self._close
+        while check_event():
+            event = get_event()
+            kind = type(event)
+            if kind is ScalarEvent or kind is MappingStartEvent or kind is SequenceStartEvent:
+                budget.nodes += 1
+                if budget.nodes > MAX_NODES:
+                    self._error(event, WHOLE, f"more than {MAX_NODES} YAML nodes in one load")
+                    raise _Stop
+                if self.skipping:
+                    continue
+                try:
+                    if kind is ScalarEvent:
+                        scalar_event(event)
+                    else:
+                        open_collection(event)
+                except _Skip:
+                    self.skipping = self.faulty = True
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                if self.skipping:
+                    continue
+                try:
+                    close()
+                except _Skip:
+                    self.skipping = self.faulty = True
+            else:
+                feed(event)
+
     def feed(self, event: Event) -> None:
+        """One event of any kind (`read` handles the common ones itself)."""
         if type(event) in _NODE_EVENTS:
             self.budget.nodes += 1
             if self.budget.nodes > MAX_NODES:
                 self._error(event, WHOLE, f"more than {MAX_NODES} YAML nodes in one load")
                 raise _Stop
-        if type(event) is ScalarEvent and not self.skipping:  # the most common event first
-            try:
-                self._scalar_event(event)
-            except _Skip:
-                self.skipping = self.faulty = True
-            return
         if isinstance(event, DocumentStartEvent):
             self._start_document()
             self.budget.documents += 1
@@ -219,8 +250,9 @@ class _Reader:
         """A scalar; the common cases (a key, a value of a new key, a list item, no anchor)
         inline what `_add` does: most events of a manifest are such scalars."""
         value = event.value
-        plain = event.tag is None and bool(event.implicit[0])
-        if event.tag is not None:
+        untagged = event.ctag is None  # `tag` is a property computed from `ctag`
+        plain = untagged and bool(event.implicit[0])
+        if not untagged:
             value = _scalar(self, event)
         elif plain and (not value or value[0] in _MAYBE_NOT_STRING):
             value = _resolved(self, event, value)
@@ -252,31 +284,42 @@ class _Reader:
         frame.size += 1
 
     def _open(self, event: MappingStartEvent | SequenceStartEvent) -> None:
+        """A mapping or sequence starts (one event in five); `_expects_key`, `_child_path`
+        and `_record` inlined."""
         is_mapping = isinstance(event, MappingStartEvent)
-        allowed = (None, "!", _CORE + ("map" if is_mapping else "seq"))
-        if event.tag not in allowed:
+        if event.ctag is not None and event.tag not in (_MAP_TAGS if is_mapping else _SEQ_TAGS):
             self._fatal(event, f"unsupported YAML tag {_tag_text(event.tag)}")
-        if self.stack and self._expects_key():
-            what = "mapping" if is_mapping else "sequence"
-            self._fatal(event, f"a mapping key must be a string, not a {what}")
-        if len(self.stack) >= MAX_DEPTH:  # the rest of the file is not even parsed: libyaml
-            # keeps a possible simple key per flow level, so reading deeper costs O(depth²)
-            self._error(
-                event, format_path(self._child_path()), f"nested more than {MAX_DEPTH} levels deep"
-            )
-            raise _Stop
-        path = self._child_path()
+        stack = self.stack
         position = _position(event)
-        if self.stack:
-            self._record(path, position, value_is_null=False)
+        path: FieldPath = ()
+        if stack:
+            frame = stack[-1]
+            parent = frame.container
+            if type(parent) is dict and frame.key is _NO_KEY:
+                what = "mapping" if is_mapping else "sequence"
+                self._fatal(event, f"a mapping key must be a string, not a {what}")
+            if len(stack) >= MAX_DEPTH:  # the rest of the file is not even parsed: libyaml
+                # keeps a possible simple key per flow level, so reading deeper costs O(depth²)
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                self._error(event, format_path(self._child_path()), message)
+                raise _Stop
+            if type(parent) is list:
+                path = (*frame.path, len(parent))
+                self.values[path] = position
+            else:
+                key = frame.key
+                path = (*frame.path, key)
+                if not ((key == "<<" and frame.key_plain) or key in parent):
+                    self.keys[path] = frame.key_position
+                    self.values[path] = position
         else:
             self.root_position = position
         container: dict[str, Any] | list[Any] = {} if is_mapping else []
-        self.stack.append(_Frame(container, path, event.anchor))
+        stack.append(_Frame(container, path, event.anchor))
 
     def _close(self) -> None:
         frame = self.stack.pop()
-        if isinstance(frame.container, dict):
+        if frame.merges:  # only a mapping has any
             self._merge(frame)
         self._place(frame.container, frame.size, frame.anchor, frame.height)
 
@@ -457,6 +500,8 @@ def _resolved(reader: _Reader, event: ScalarEvent, value: str) -> Any:
 def _resolve(value: str) -> Any:
     if value and value[0] not in _MAYBE_NOT_STRING:
         return value
+    if value and value[0] in _WORD_STARTS:  # `tank/home<`, `name`: a null, a boolean or text
+        return None if value in _NULLS else _BOOLS.get(value, value)
     if value in _NULLS:
         return None
     boolean = _BOOLS.get(value)

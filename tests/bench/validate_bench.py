@@ -6,21 +6,38 @@ issue's set (every policy with its own filter and prefix, every target into back
 the others are adversarial for the checks between documents. For each set: the whole
 `parse_manifests` (YAML reading, models, semantic validation, errors), best of `--repeat`; and
 the semantic part alone, `validate_manifests` on the documents the loader passed it (captured
-once), best of `--repeat`. Run as `python -m tests.bench.validate_bench [--shapes distinct,same]
-[--sizes 0.25,1] [--repeat N]`.
+once), best of `--repeat`. Run as `python -m tests.bench.validate_bench [--parts shapes,fleet]
+[--shapes distinct,same] [--sizes 0.25,1] [--repeat N]`.
+
+The fleet part (`--parts fleet`, issue 11 item 5) measures what a user waits for: a fleet's
+manifests (`tests/bench/fleet.py`: N Hosts over ssh and N Policies, each replicating to the next
+host) of 0.25, 0.5, 1 and 2 MB, written in one file and split in files of 20 documents, validated
+end to end by `reconcile validate -f DIR` in a subprocess (wall time, best of `--repeat`, every
+run listed), and in process by `load_manifests` (the same without the start-up). The example
+(`manifests/`) is run the same way: its time is the start-up that every size pays once, so the
+time per MB is given whole and after the start-up (linear growth: the latter stays flat). The
+fleet part prints one JSON document; the shapes part, a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from reconciler.manifest import loader
-from reconciler.manifest.loader import ManifestErrors, parse_manifests
+from reconciler.manifest.loader import ManifestErrors, load_manifests, parse_manifests
 from reconciler.manifest.validate import validate_manifests
 from reconciler.manifest.yamldoc import read_documents
+from tests.bench.fleet import fleet_count, write_fleet
 
 MB = 1_000_000
 
@@ -215,19 +232,94 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _runs(repeat: int, run: Callable[[], Any]) -> dict[str, Any]:
+    """Wall times of `repeat` runs: all of them and the best."""
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - started)
+    return {"runs": [round(timing, 4) for timing in timings], "best": round(min(timings), 4)}
+
+
+def _command() -> list[str]:
+    """`reconcile validate` as a user runs it: the installed script beside this interpreter."""
+    script = Path(sys.executable).with_name("reconcile")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
+
+
+def _validate(directory: Path) -> Callable[[], None]:
+    argv = [*_command(), "validate", "-f", str(directory)]
+
+    def run() -> None:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}")
+
+    return run
+
+
+def fleet_rows(sizes: Sequence[float], repeat: int, work: Path) -> dict[str, Any]:
+    """The fleet part: the example, then each size in one file and split, end to end and in
+    process."""
+    example = Path(__file__).resolve().parents[2] / "manifests"
+    startup = _runs(repeat, _validate(example))
+    rows = []
+    for size in sizes:
+        count = fleet_count(int(size * MB))
+        for layout in ("one file", "split"):
+            directory = work / f"{size}-{layout.replace(' ', '-')}"
+            total = write_fleet(directory, count, split=layout == "split")
+            files = len(list(directory.rglob("*.yaml")))
+            end_to_end = _runs(repeat, _validate(directory))
+            in_process = _runs(repeat, partial(load_manifests, [directory]))
+            mb = total / MB
+            rows.append(
+                {
+                    "layout": layout,
+                    "mb": round(mb, 3),
+                    "bytes": total,
+                    "files": files,
+                    "documents": 2 * count,
+                    "hosts": count,
+                    "policies": count,
+                    "end_to_end": end_to_end,
+                    "end_to_end_per_mb": round(end_to_end["best"] / mb, 4),
+                    "after_startup_per_mb": round((end_to_end["best"] - startup["best"]) / mb, 4),
+                    "in_process": in_process,
+                    "in_process_per_mb": round(in_process["best"] / mb, 4),
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            shutil.rmtree(directory)
+    return {
+        "command": " ".join([*_command(), "validate", "-f", "DIR"]),
+        "repeat": repeat,
+        "example": {"path": "manifests/", "end_to_end": startup},
+        "fleet": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="shapes,fleet", help="shapes, fleet or both")
     parser.add_argument("--shapes", default=",".join([*SHAPES, ONE_BIG]))
     parser.add_argument("--sizes", default="0.25,0.5,1,2", help="MB, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    rows = []
-    for shape in args.shapes.split(","):
-        for size in args.sizes.split(","):
-            rows.append(measure(shape, int(float(size) * MB), args.repeat))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-    print()
-    print(table(rows))
+    sizes = [float(size) for size in args.sizes.split(",")]
+    parts = args.parts.split(",")
+    if "shapes" in parts:
+        rows = []
+        for shape in args.shapes.split(","):
+            for size in sizes:
+                rows.append(measure(shape, int(size * MB), args.repeat))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+        print()
+        print(table(rows))
+    if "fleet" in parts:
+        with tempfile.TemporaryDirectory(prefix="validate-bench-") as work:
+            print(json.dumps(fleet_rows(sizes, args.repeat, Path(work)), indent=2))
 
 
 if __name__ == "__main__":
