@@ -78,6 +78,15 @@ def test_unknown_source_host() -> None:
     ]
 
 
+def test_an_unknown_host_error_lists_ten_hosts_at_most() -> None:
+    from reconciler.manifest.validate import _listed
+
+    names = [f"h{i:02d}" for i in range(12)]
+    assert _listed(names) == "h00, h01, h02, h03, h04, h05, h06, h07, h08, h09, and 2 more"
+    assert _listed(names[:10]) == ", ".join(names[:10])
+    assert _listed([]) == "none"
+
+
 def test_unknown_target_host() -> None:
     (error,) = errors(policy("home", targets=targets(target(host="offsite-box"))))
     assert error.startswith("m.yaml:17:39: spec.replication[0].host: unknown host 'offsite-box'")

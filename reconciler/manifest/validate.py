@@ -85,7 +85,7 @@ def validate_manifests(
     problems: list[Problem] = []
     filters: dict[str, FilesystemFilter] = {}
     known, unchecked = set(hosts), set(unchecked_hosts)
-    listed = ", ".join(sorted(known)) or "none"
+    listed = _listed(sorted(known))
     for policy in policies:
         pattern_problems = _pattern_problems(policy)
         problems += pattern_problems
@@ -127,6 +127,16 @@ def pattern_problems(filesystems: Mapping[Any, object]) -> list[tuple[FieldPath,
         )
         for pattern, message in filter_problems(patterns)
     ]
+
+
+_LISTED = 10  # host names an "unknown host" error lists: the message stays short in a fleet
+
+
+def _listed(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:_LISTED])
+    return shown if len(names) <= _LISTED else f"{shown}, and {len(names) - _LISTED} more"
 
 
 def _host_problems(
