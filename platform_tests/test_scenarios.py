@@ -713,3 +713,33 @@ def test_raw_send_keeps_an_encrypted_filesystem_encrypted_on_the_target(s: Scena
     # The ciphertext is the source's data: the source's passphrase opens it.
     s.sh(f"printf '%s\\n' {shlex.quote(PASSPHRASE)} | zfs load-key {shlex.quote(target)}")
     assert s.same_data(f"{secret}@{stamp(15)}")
+
+
+def test_a_pass_lists_only_its_scope_and_batches_holds_releases_and_bookmarks(
+    s: Scenario,
+) -> None:
+    for name in ("a", "b", "c"):
+        s.create(f"{s.src}/data/{name}", nbytes=64 << 10)
+    s.create(f"{s.src}/elsewhere", nbytes=64 << 10)  # on the source host, not the policy's
+    s.snapshot(f"{s.src}/elsewhere", "theirs")
+    s.policy(policy(protection="resumable"))
+    assert s.reconcile().code == 0  # snapshot, full sends, holds, cursor bookmarks
+    for name in ("a", "b", "c"):
+        s.write(f"{s.src}/data/{name}", 64 << 10)
+    start = {host: len(s.runner(host).commands) for host in ("src", "dst")}
+    s.at(20)  # the next snapshot is due: incremental sends, then the cursors and holds move
+    second = s.reconcile()
+    assert second.code == 0, second.stdout
+    verbs = {host: [a[1] for a in s.runner(host).commands[start[host] :]] for host in start}
+    listings = [a for a in s.runner("src").commands[start["src"] :] if a[1] == "list"]
+    assert len(listings) == 1 and f"{s.src}/data" in listings[0]
+    assert not any(f"{s.src}/elsewhere" in arg or arg == s.src for arg in listings[0])
+    for host in ("src", "dst"):  # four filesystems (data and a, b, c): one call each
+        assert verbs[host].count("hold") == 1 and verbs[host].count("release") == 1, verbs
+        assert verbs[host].count("list") == 1 and verbs[host].count("holds") <= 1, verbs
+    assert verbs["src"].count("program") == 1 and "bookmark" not in verbs["src"], verbs
+    assert sorted(second.kinds()).count("hold") == 8  # each action still has its own result
+    assert all(status in ("ok", "already_done") for status in second.statuses())
+    assert_converged(s)
+    marks = s.versions("src", f"{s.src}/data/a")
+    assert [v.name for v in marks if not v.is_snapshot] == [f"{stamp(20)}_backup"]
