@@ -55,3 +55,17 @@ test-platform: vm-setup
 # The main job: the example manifests applied to real pools `tank` and `backup` in the guest.
 demo: vm-setup
 	$(BIN)/python -m platform_tests.demo
+
+# zfs-reconciler side by side with sanoid + syncoid, bzfs and zfs-autobackup in the guest
+# (docs/benchmarks.md, section (f)). peers-setup installs them: Debian's `sanoid` with apt, and
+# pinned bzfs + zfs-autobackup in their own venv under the VM cache. BENCH_PEERS_LARGE=1 adds
+# P1 at 1,000 filesystems (hours under TCG).
+.PHONY: peers-setup bench-peers
+BENCH_PEERS_LARGE ?= 0
+
+peers-setup:
+	bash platform_tests/harness/peers-setup.sh
+
+bench-peers: vm-setup peers-setup
+	$(BIN)/python -m platform_tests.bench_peers --filesystems 100 --rounds 3 --workloads p1,p4 \
+		$(if $(filter 1,$(BENCH_PEERS_LARGE)),--large 1000) --write-docs
