@@ -24,15 +24,8 @@ ZAB_VERSION=3.3
 export DEBIAN_FRONTEND=noninteractive PATH="$PATH:/usr/sbin:/sbin"
 STARTED=$(date +%s.%N)
 
-say() { echo "peers-setup: $*" >&2; }
-die() { say "FATAL: $*"; exit 1; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }'; }
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else
-        command -v sudo >/dev/null || die "not root and no sudo for: $*"
-        sudo "$@"
-    fi
-}
+SAY_AS=peers-setup
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
     as_root install -d -o "$(id -u)" -g "$(id -g)" "$CACHE"

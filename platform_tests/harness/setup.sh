@@ -25,15 +25,8 @@ SOURCES=/etc/apt/sources.list.d/zfs-reconciler-vm.sources
 export DEBIAN_FRONTEND=noninteractive PATH="$PATH:/usr/sbin:/sbin"
 STARTED=$(date +%s.%N)
 
-say() { echo "vm-setup: $*" >&2; }
-die() { say "FATAL: $*"; exit 1; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }'; }
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else
-        command -v sudo >/dev/null || die "not root and no sudo for: $*"
-        sudo "$@"
-    fi
-}
+SAY_AS=vm-setup
+. "$HERE/lib.sh"
 
 [ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
 . /etc/os-release
