@@ -86,6 +86,7 @@ class PairProtection:
     sends: list[int]
     rolled_back: set[str]
     target_releases: list[int]
+    pair_releases: list[int]  # this pair's releases in this pass
 
     def _bookmarked(self, name: str) -> bool:
         snapshot = self.source.snapshot_named(name)
@@ -93,13 +94,23 @@ class PairProtection:
             return False
         return any(v.guid == snapshot.guid and v.guid != 0 for v in self.source.bookmarks)
 
-    def _cursor(self, newest: str | None) -> None:
-        """Bookmark the newest replicated snapshot; drop the cursor bookmarks it supersedes.
+    def _protect(self, newest: str | None) -> None:
+        """The cursor bookmark and the holds of the newest common snapshot `newest`, then
+        the drop of the cursor bookmarks they supersede."""
+        self.pair_releases = []
+        cursor = self._cursor(newest)
+        self._holds(newest)
+        if cursor is not None:
+            self._drop_stale_cursors(*cursor)
+
+    def _cursor(self, newest: str | None) -> tuple[str | None, tuple[int, ...]] | None:
+        """Bookmark the newest replicated snapshot: (the cursor wanted, the bookmark action).
 
         With protection `none` no cursor is kept. Nothing is dropped while the pair has no
-        common snapshot: a cursor bookmark may then be the only incremental base left."""
+        common snapshot (None): a cursor bookmark may then be the only incremental base
+        left."""
         if newest is None:
-            return
+            return None
         keep = self.target.protection is not Protection.NONE
         wanted = cursor_bookmark(newest, self.target.name) if keep else None
         existing = {v.name for v in self.source.bookmarks}
@@ -120,6 +131,13 @@ class PairProtection:
             )
             deps = (bookmark_id,)
             self.source.destroy_deps.append(bookmark_id)
+        return wanted, deps
+
+    def _drop_stale_cursors(self, wanted: str | None, deps: tuple[int, ...]) -> None:
+        """Destroy the pair's cursor bookmarks other than `wanted`, after the new cursor
+        (`deps`) and after the releases of this pass's holds: until those are released, the
+        old cursor names the snapshot they sit on (`core/details.py` details it)."""
+        existing = {v.name for v in self.source.bookmarks}
         stale = sorted(
             name
             for name in existing
@@ -139,7 +157,7 @@ class PairProtection:
                         if wanted
                         else f"protection of {self.target.name} is none: no cursor is kept"
                     ),
-                    depends_on=deps,
+                    depends_on=(*deps, *self.pair_releases),
                 ),
             )
 
@@ -211,7 +229,7 @@ class PairProtection:
                 continue
             if host == self.source.host and filesystem == self.source.name:
                 self.source.released.setdefault(version.name, set()).add(tag)
-            into.append(
+            self.pair_releases.append(
                 self.b.add(
                     ReleaseAction,
                     **self.side.fields(
@@ -230,6 +248,7 @@ class PairProtection:
                     ),
                 )
             )
+            into.append(self.pair_releases[-1])
 
     def _held_notice(self, host: str, filesystem: str, name: str, tags: Sequence[str]) -> None:
         held_notice(self.b, host, filesystem, name, tags, self.side.policy, self.side.target)

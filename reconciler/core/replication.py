@@ -145,8 +145,7 @@ class _TargetPlanner(PairProtection):
                 self.source.protected.add(base.source.name)
             return
         newest = self._newest_common(base)
-        self._cursor(newest)
-        self._holds(newest)
+        self._protect(newest)
         self._target_retention(base, newest)
         self.source.destroy_deps.extend(self.sends)
         if newest is not None and not self._bookmarked(newest):
