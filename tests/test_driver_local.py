@@ -10,6 +10,7 @@ every `make test`.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -45,8 +46,16 @@ with open(os.path.join(state, "log"), "a") as log:
 def body(name):
     with open(os.path.join(FIXTURES, name)) as f:
         return "".join(f.readlines()[1:])
+def listed(name):  # a captured listing, as the columns and names of this call ask
+    rows = [line.split("\\t") for line in body(name).splitlines()]
+    if args[args.index("-o") + 1] == "name,guid,createtxg":
+        rows = [[row[0], row[2], row[3]] for row in rows]
+    named = args[args.index("-t") + 2 :]
+    if named and "-r" not in args and "-d" not in args:  # the named datasets alone
+        rows = [row for row in rows if row[0] in named]
+    return "".join("\\t".join(row) + "\\n" for row in rows)
 if args[0] == "list" and "-d" in args:  # its stdout comes even when a dataset is missing
-    sys.stdout.write(body("zfs-list-depth1.txt"))
+    sys.stdout.write(listed("zfs-list-depth1.txt"))
     sys.stdout.flush()
 refuse = os.path.join(state, "refuse-" + args[0])
 if os.path.exists(refuse):
@@ -55,7 +64,7 @@ if os.path.exists(refuse):
     sys.stderr.write("".join(lines[2:]))
     sys.exit(int(lines[1].split(":")[1]))
 if args[0] == "list" and "-d" not in args:
-    sys.stdout.write(body("zfs-list-observe.txt"))
+    sys.stdout.write(listed("zfs-list-observe.txt"))
 elif args[0] == "holds":
     sys.stdout.write(body("zfs-holds-observe.txt"))
 elif args[0] == "send":
@@ -112,6 +121,41 @@ def test_observe_is_one_listing_and_one_holds_call(
     assert dict(seen.filesystems) == expected
     assert [call[0] for call in _calls(tmp_path)] == ["list", "holds"]
     assert any(v.holds for fs in expected.values() for v in fs.versions)
+
+
+def test_the_cheap_listing_and_the_details_of_every_snapshot_are_the_whole_observation(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    whole = driver.observe()
+    listed = driver.list_versions()
+    assert all(
+        v.creation == v.written == v.referenced == 0 and not v.holds
+        for fs in listed.filesystems.values()
+        for v in fs.versions
+    )
+    snapshots = [f"{fs.name}@{v.name}" for fs in whole.filesystems.values() for v in fs.snapshots]
+    detailed = driver.add_details(listed, snapshots)
+    assert detailed.filesystems == {  # bookmarks are never detailed: nothing reads that
+        name: dataclasses.replace(
+            state,
+            versions=tuple(
+                v if v.is_snapshot else v._replace(creation=0, referenced=0) for v in state.versions
+            ),
+        )
+        for name, state in whole.filesystems.items()
+    }
+    one = snapshots[0]
+    partly = driver.add_details(listed, [one])
+    fs, _, short = one.partition("@")
+    assert partly.filesystems[fs].versions == tuple(
+        next(w for w in whole.filesystems[fs].versions if w.name == short and w.is_snapshot)
+        if v.name == short and v.is_snapshot
+        else v
+        for v in listed.filesystems[fs].versions
+    )
+    assert partly.filesystems[fs].kind == whole.filesystems[fs].kind
+    assert [c[0] for c in _calls(tmp_path)] == ["list", "holds", "list", "list", "holds", "list"]
 
 
 def test_observing_some_filesystems_keeps_what_zfs_listed_beside_a_missing_one(
@@ -187,7 +231,7 @@ def test_a_refused_receive_reports_the_receivers_error(
     assert refused.value.host == "backup"
 
 
-def test_a_dry_run_pass_starts_at_most_two_zfs_processes_per_host(
+def test_a_dry_run_pass_starts_at_most_three_zfs_processes_per_host(
     fake_zfs: tuple[str, ...], tmp_path: Path
 ) -> None:
     command = ", ".join(json.dumps(part) for part in fake_zfs)
@@ -207,7 +251,15 @@ def test_a_dry_run_pass_starts_at_most_two_zfs_processes_per_host(
     assert code == 0, err.getvalue()
     plan = json.loads(out.getvalue())
     assert plan["actions"]  # the listing was understood: a snapshot is due
-    assert [call[0] for call in _calls(tmp_path)] == ["list", "holds"]
+    calls = _calls(tmp_path)
+    assert [call[0] for call in calls] == ["list", "list", "holds"]
+    names, details, _ = calls
+    assert names[names.index("-o") + 1] == "name,guid,createtxg"
+    assert names[-2:] == ["-r", "src/parselist/home"]
+    assert details[details.index("-o") + 1] == ",".join(commands.LIST_COLUMNS)
+    detailed = details[details.index("-t") + 2 :]
+    assert "src/parselist/home" in detailed  # every filesystem, and the snapshots needed
+    assert any("@" in name for name in detailed)
 
 
 def test_bookmarks_are_one_channel_program_per_pool_with_each_refusal_its_own(

@@ -25,6 +25,7 @@ from loguru import logger
 
 from reconciler.apply.executor import ApplyReport, EventSink, execute
 from reconciler.core.desired import PolicyIntent, intents
+from reconciler.core.details import needed_details
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
 from reconciler.core.scope import observation_scopes
@@ -85,11 +86,12 @@ def hosts_of(policies: Sequence[PolicyIntent]) -> list[str]:
 
 
 def _observe(
-    manifests: Manifests, policies: Sequence[PolicyIntent], connect: Connect
+    manifests: Manifests, policies: Sequence[PolicyIntent], connect: Connect, now: int
 ) -> tuple[dict[str, ZFS], Observed]:
     """Connect to and observe every host the policies touch, each within what the policies
-    touch there (`core.scope`): (the hosts reached, what was observed). Each host that
-    could not be observed is logged as an error."""
+    touch there (`core.scope`), with the details of the snapshots a plan at `now` reads
+    (`core.details`): (the hosts reached, what was observed). Each host that could not be
+    observed is logged as an error."""
     hosts: dict[str, ZFS] = {}
     failures: dict[str, str] = {}
     scopes = observation_scopes(policies)
@@ -98,7 +100,9 @@ def _observe(
             hosts[name] = connect(manifests.hosts[name])
         except ZFSError as error:
             failures[name] = str(error)
-    observed = observe_hosts(hosts, failures, scopes)
+    observed = observe_hosts(
+        hosts, failures, scopes, lambda seen: needed_details(policies, seen, now)
+    )
     for name, state in observed.hosts.items():
         if state.error is not None:
             logger.error("host {} could not be observed: {}", name, state.error)
@@ -120,7 +124,7 @@ def run_pass(
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
-        hosts, observed = _observe(manifests, selected, deps.connect)
+        hosts, observed = _observe(manifests, selected, deps.connect, now)
         plan = plan_intents(selected, observed, now)
         if not apply:
             return PassResult(selected, observed, plan)

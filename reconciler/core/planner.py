@@ -31,7 +31,7 @@ from reconciler.core.replication import plan_target, unreachable_target_notice
 from reconciler.core.retention import RetentionMemo
 from reconciler.core.schedule import is_due
 from reconciler.core.source import PENDING_TXG, SourceFilesystem
-from reconciler.core.state import FilesystemState, Observed, Version, VersionKind
+from reconciler.core.state import FilesystemState, HostState, Observed, Version, VersionKind
 from reconciler.manifest.models import Manifests
 
 
@@ -89,19 +89,44 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
         )
         _unreachable_targets(builder, intent, observed)
         return
-    states = [host.filesystems[name] for name in names]
-    newest = [_newest_managed_time(intent, state) for state in states]
-    snapshot_id, pending_name = _schedule(builder, intent, states, newest, now)
-    replicated = frozenset(names)
     retention = RetentionMemo()
-    for state, state_newest in zip(states, newest, strict=True):
-        taken = pending_name is None or _has_snapshot(state, pending_name, state_newest, now)
-        source = _source_filesystem(
-            intent, state, None if taken else pending_name, snapshot_id, now, retention
-        )
+    replicated = frozenset(names)
+    for source in _sources(builder, intent, host, names, now, retention):
         for target in intent.targets:
             plan_target(builder, source, target, observed.host(target.host), replicated)
         _source_retention(builder, source, retention)
+
+
+def planned_sources(
+    intent: PolicyIntent, host: HostState, now: int, retention: RetentionMemo
+) -> list[SourceFilesystem]:
+    """The source filesystems `plan` works on for `intent` on its reachable source `host` at
+    `now`, each with the snapshot the pass would add (for `core/details.py`)."""
+    names = source_filesystems(intent, list(host.filesystems))
+    return _sources(PlanBuilder(), intent, host, names, now, retention)
+
+
+def _sources(
+    builder: PlanBuilder,
+    intent: PolicyIntent,
+    host: HostState,
+    names: Sequence[str],
+    now: int,
+    retention: RetentionMemo,
+) -> list[SourceFilesystem]:
+    """The selected filesystems as SourceFilesystems; adds the schedule's snapshot action."""
+    states = [host.filesystems[name] for name in names]
+    newest = [_newest_managed_time(intent, state) for state in states]
+    snapshot_id, pending_name = _schedule(builder, intent, states, newest, now)
+    sources = []
+    for state, state_newest in zip(states, newest, strict=True):
+        taken = pending_name is None or _has_snapshot(state, pending_name, state_newest, now)
+        sources.append(
+            _source_filesystem(
+                intent, state, None if taken else pending_name, snapshot_id, now, retention
+            )
+        )
+    return sources
 
 
 def _unreachable_targets(builder: PlanBuilder, intent: PolicyIntent, observed: Observed) -> None:

@@ -10,7 +10,7 @@ a bookmark made from it share GUID and createtxg; in that case the snapshot sort
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -98,6 +98,44 @@ class FilesystemState:
             if version.kind is VersionKind.SNAPSHOT:
                 return version
         return None
+
+
+def bare(state: FilesystemState) -> FilesystemState:
+    """What the cheap listing (`ZFS.list_versions`) shows of a filesystem: its name, and its
+    versions by kind, name, GUID and createtxg."""
+    return FilesystemState(
+        name=state.name,
+        versions=tuple(
+            v._replace(creation=0, written=0, referenced=0, holds=frozenset())
+            for v in state.versions
+        ),
+    )
+
+
+def completed(
+    listed: FilesystemState, detailed: FilesystemState, asked: Collection[str]
+) -> FilesystemState:
+    """The cheaply `listed` filesystem completed by a `detailed` listing of it and of its
+    snapshots `asked` (short names): the filesystem's properties come from `detailed`, and each
+    asked snapshot its fields; an asked snapshot `detailed` does not have with the same GUID
+    is left out (destroyed in between, perhaps made again: then a snapshot not listed)."""
+    found = {v.name: v for v in detailed.versions if v.kind is VersionKind.SNAPSHOT}
+    versions = []
+    for version in listed.versions:
+        if version.kind is VersionKind.SNAPSHOT and version.name in asked:
+            same = found.get(version.name)
+            if same is None or same.guid != version.guid:
+                continue
+            version = same
+        versions.append(version)
+    return FilesystemState(
+        name=listed.name,
+        versions=tuple(versions),
+        kind=detailed.kind,
+        written=detailed.written,
+        resume_token=detailed.resume_token,
+        encrypted=detailed.encrypted,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,12 @@ with `zfs/stderr.py`. The executor is its caller; the CLI creates it via `zfs/co
 Process count: `observe(scope)` runs one `zfs list -r` of the scope's subtrees and, when the
 scope names single filesystems outside them, one `zfs list -d 1` of those (each in chunks
 under the argument limit), plus one `zfs holds` only when some snapshot has holds; without a
-scope, one `zfs list` of the whole host. `observe_filesystems` lists the filesystems it is
+scope, one `zfs list` of the whole host. A pass observes in two steps instead:
+`list_versions(scope)` is the same listing with only `name,guid,createtxg` (which zfs answers
+without reading each version's properties), and `add_details` one `zfs list` naming every
+filesystem of it and the snapshots the pass needs in detail (`core/details.py`) with all the
+observe columns, plus the `zfs holds` of those that have holds: three processes in all.
+`observe_filesystems` lists the filesystems it is
 given (`zfs list -d 1 fs...`) and their holds. `send` starts nothing: it
 returns a `PendingSend` naming the sender's command; the target's `receive` starts both ends
 as one OS pipeline (`zfs/pipeline.py`), so a transfer between hosts never passes through
@@ -21,7 +26,7 @@ import errno
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import ReceiveOptions
@@ -102,6 +107,33 @@ class ZfsDriver:
         if scope.filesystems:  # `zfs list -d 1`: their rows, not their children's
             listings.append(self._list_alone(scope.filesystems))
         return HostState(host=self.host, filesystems=self._with_holds(parse.merged(listings)))
+
+    def list_versions(self, scope: ObservationScope | None = None) -> HostState:
+        if scope is None or scope.everything:
+            listed = self._run(commands.list_names(self.roots), "")
+            listing = parse.parse_names(listed.stdout, self.host)
+            return HostState(host=self.host, filesystems=listing.filesystems)
+        listings: list[parse.Listing] = []
+        if scope.subtrees:
+            listed = self._run(commands.list_names(scope.subtrees), "", missing_is_fine=True)
+            listings.append(parse.parse_names(listed.stdout, self.host))
+        if scope.filesystems:
+            wanted = set(scope.filesystems)
+            for args in commands.list_names_of(scope.filesystems):
+                listed = self._run(args, "", missing_is_fine=True)
+                listings.append(parse.parse_names(listed.stdout, self.host).only(wanted))
+        return HostState(host=self.host, filesystems=parse.merged(listings).filesystems)
+
+    def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
+        names = parse.Listing(dict(state.filesystems))
+        if not names.filesystems:
+            return state
+        asked = sorted(s for s in snapshots if s.partition("@")[0] in names.filesystems)
+        parser = parse.ListingParser(self.host)  # one listing, however many calls it took
+        for args in commands.list_details(list(names.filesystems), asked):
+            parser.feed(self._run(args, "", missing_is_fine=True).stdout)
+        details = parse.with_details(names, parser.finish(), asked)
+        return HostState(host=self.host, filesystems=self._with_holds(details))
 
     def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:
         if not filesystems:

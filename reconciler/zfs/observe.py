@@ -1,17 +1,24 @@
-"""Observation of every host a pass needs: one `observe(scope)` per host, within its scope.
+"""Observation of every host a pass needs, within its scope, each host in its own thread.
 
 Owned here: `observe_hosts`, called by every pass (`apply/passes.py`) before planning, which
 starts each pass with the collector's reset (`reconciler.collector.collect_frozen`) and then
 observes the hosts at the same time, one thread each, so a pass waits for its slowest host
-rather than for the sum of them. A host that fails
-to answer, or that could not even be connected, becomes a `HostState` with `error` set, so the
-planner withholds every action on it (guarantee 5) and names it in the plan
-(`Plan.unobserved_hosts`) instead of the whole pass failing.
+rather than for the sum of them. A host that fails to answer, or that could not even be
+connected, becomes a `HostState` with `error` set, so the planner withholds every action on
+it (guarantee 5) and names it in the plan (`Plan.unobserved_hosts`) instead of the whole pass
+failing.
+
+Given `needed` (a pass gives `core.details.needed_details` for its policies and `now`), each
+host is observed in two steps: `list_versions` (every version by name, GUID and createtxg:
+cheap), then `add_details` for the snapshots `needed` names in what all hosts listed. The
+filesystems' own properties come with the details; when they change what is needed (a resume
+token names a snapshot not asked for yet), the hosts concerned are asked once more for those.
+Without `needed`, each host is observed whole in one step (`observe`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.collector import collect_frozen
@@ -20,11 +27,14 @@ from reconciler.core.state import HostState, Observed
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.port import ZFS
 
+Needed = Callable[[Observed], Mapping[str, Collection[str]]]
+
 
 def observe_hosts(
     hosts: Mapping[str, ZFS],
     unconnected: Mapping[str, str] | None = None,
     scopes: Mapping[str, ObservationScope] | None = None,
+    needed: Needed | None = None,
 ) -> Observed:
     """Each host's state, within its scope (`scopes`; a host without one is listed whole);
     `unconnected` are the hosts that could not be connected, with why,
@@ -33,24 +43,61 @@ def observe_hosts(
     full collection runs (`collect_frozen`), so that a loop that runs forever reclaims any
     cyclic garbage frozen with them."""
     collect_frozen()
-    names = sorted(hosts)
 
     def scope(name: str) -> ObservationScope | None:
         return None if scopes is None else scopes.get(name)
 
+    if needed is None:
+        states = _each(hosts, lambda name, host: host.observe(scope(name)))
+        return _observed(states, unconnected)
+    states = _each(hosts, lambda name, host: host.list_versions(scope(name)))
+    listed = needed(_observed(states, unconnected))
+    asked = {name: frozenset(names) for name, names in listed.items()}
+    states = _each(
+        {name: host for name, host in hosts.items() if states[name].reachable},
+        lambda name, host: host.add_details(states[name], asked.get(name, frozenset())),
+        states,
+    )
+    more = {
+        name: frozenset(names) - asked.get(name, frozenset())
+        for name, names in needed(_observed(states, unconnected)).items()
+        if name in hosts and states[name].reachable
+    }
+    more = {name: names for name, names in more.items() if names}
+    if more:
+        states = _each(
+            {name: hosts[name] for name in more},
+            lambda name, host: host.add_details(states[name], more[name]),
+            states,
+        )
+    return _observed(states, unconnected)
+
+
+def _each(
+    hosts: Mapping[str, ZFS],
+    call: Callable[[str, ZFS], HostState],
+    earlier: Mapping[str, HostState] | None = None,
+) -> dict[str, HostState]:
+    """`call` for every host, all at once; a host whose call fails gets its error instead.
+    `earlier` are the states of hosts not called, kept as they were."""
+    names = sorted(hosts)
+
+    def one(name: str) -> HostState:
+        try:
+            return call(name, hosts[name])
+        except ZFSError as error:
+            return HostState(host=name, error=error.detail)
+
     if len(names) > 1:  # one listing per host, all at once: a pass waits for the slowest only
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="observe") as pool:
-            found = list(pool.map(lambda name: _observe(name, hosts[name], scope(name)), names))
+            found = list(pool.map(one, names))
     else:
-        found = [_observe(name, hosts[name], scope(name)) for name in names]
-    states = dict(zip(names, found, strict=True))
+        found = [one(name) for name in names]
+    return {**(earlier or {}), **dict(zip(names, found, strict=True))}
+
+
+def _observed(states: Mapping[str, HostState], unconnected: Mapping[str, str] | None) -> Observed:
+    every = dict(states)
     for name, why in (unconnected or {}).items():
-        states[name] = HostState(host=name, error=why)
-    return Observed(hosts=dict(sorted(states.items())))
-
-
-def _observe(name: str, host: ZFS, scope: ObservationScope | None) -> HostState:
-    try:
-        return host.observe(scope)
-    except ZFSError as error:
-        return HostState(host=name, error=error.detail)
+        every[name] = HostState(host=name, error=why)
+    return Observed(hosts=dict(sorted(every.items())))

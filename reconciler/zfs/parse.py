@@ -1,7 +1,9 @@
 """Parsers of `zfs` output (`-H -p`: tab-separated, exact numbers): pure functions, no I/O.
 
 Owned here: `parse_listing` / `ListingParser` (the one observe listing of
-`commands.list_versions` → `Listing`), `parse_holds` and `apply_holds` (the follow-up `zfs
+`commands.list_versions` → `Listing`), `parse_names` (the cheap listing of
+`commands.list_names`: names, GUIDs and createtxgs) and `with_details` (it completed by
+`commands.list_details`), `parse_holds` and `apply_holds` (the follow-up `zfs
 holds` call for the snapshots the listing shows as held), `parse_send_estimate` (the `size`
 line of `send -v -P` / `-n -v -P`), `parse_send_progress`, `parse_send_progress_line`,
 `parse_send_sizes` and `SendProgressTracker` (what a `send -v -P` prints on stderr while it
@@ -66,6 +68,7 @@ from reconciler.core.state import (
     ResumeToken,
     Version,
     VersionKind,
+    completed,
     sort_versions,
 )
 from reconciler.zfs.commands import LIST_COLUMNS
@@ -169,6 +172,7 @@ class ListingParser:
 
     def feed(self, output: bytes | str) -> None:
         piece = output.encode() if isinstance(output, str) else output
+        _refuse_non_ascii(piece, self._builder.host, self._line + self._pending.count(b"\n"))
         data = self._pending + piece if self._pending else piece
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -191,6 +195,101 @@ class ListingParser:
             for chunk in _chunks(data, self._chunk_bytes, end):
                 line += self._builder.add_chunk(line, chunk)
         self._line = line
+
+
+def parse_names(output: bytes | str, host: str = "") -> Listing:
+    """`zfs list -H -p -o name,guid,createtxg -t filesystem,volume,snapshot,bookmark` → a
+    Listing of every filesystem and its versions by name, GUID and createtxg only (the kind of
+    a filesystem, its properties and every version's other fields keep their defaults until
+    `with_details`). A name with `@` is a snapshot, with `#` a bookmark, otherwise a
+    filesystem or volume. Raises ListingParseError (with `host`) for a row with the wrong
+    column count, a number that is not one, or a version name without its filesystem part."""
+    data = output.encode() if isinstance(output, str) else output
+    _refuse_non_ascii(data, host, 1)
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    with collector_paused(freeze=True):
+        rows = [line.split(b"\t") for line in lines]
+        if any(len(row) != 3 for row in rows):
+            number = next(n for n, row in enumerate(rows, 1) if len(row) != 3)
+            found = len(rows[number - 1])
+            raise ListingParseError(
+                host,
+                number,
+                f"expected 3 tab-separated columns, found {found}: {_text(lines[number - 1])!r}",
+            )
+        try:
+            guids = [int(row[1]) for row in rows]
+            txgs = [int(row[2]) for row in rows]
+        except ValueError:
+            number = next(
+                n for n, row in enumerate(rows, 1) if not (row[1].isdigit() and row[2].isdigit())
+            )
+            raise ListingParseError(
+                host, number, f"not a number in {_text(lines[number - 1])!r}"
+            ) from None
+        return _names_listing(host, rows, guids, txgs)
+
+
+def _names_listing(
+    host: str, rows: list[list[bytes]], guids: list[int], txgs: list[int]
+) -> Listing:
+    snapshots: dict[bytes, list[Version]] = {}
+    bookmarks: dict[bytes, list[Version]] = {}
+    short_names: dict[bytes, str] = {}
+    snapshot, bookmark = VersionKind.SNAPSHOT, VersionKind.BOOKMARK
+    for number, (row, guid, txg) in enumerate(zip(rows, guids, txgs, strict=True), 1):
+        name = row[0]
+        filesystem, at, short = name.partition(b"@")
+        kind = snapshot
+        if not at:
+            filesystem, at, short = name.partition(b"#")
+            kind = bookmark
+            if not at:
+                snapshots.setdefault(name, [])
+                continue
+        if not filesystem or not short:
+            raise ListingParseError(host, number, f"not a version name: {_text(name)!r}")
+        text = short_names.get(short)
+        if text is None:
+            text = short_names[short] = _text(short)
+        version = _NEW_TUPLE(Version, (kind, text, guid, txg, 0, 0, 0, _NO_HOLDS))
+        (snapshots if kind is snapshot else bookmarks).setdefault(filesystem, []).append(version)
+    for filesystem in bookmarks:
+        snapshots.setdefault(filesystem, [])
+    states: dict[str, FilesystemState] = {}
+    for raw in sorted(snapshots):
+        if b"%" in raw:
+            continue
+        versions = snapshots[raw]
+        marks = bookmarks.get(raw)
+        ascending = all(map(lt, map(_TXG_OF, versions), map(_TXG_OF, islice(versions, 1, None))))
+        if marks or not ascending:
+            ordered = sort_versions([*versions, *(marks or ())])
+        else:
+            ordered = tuple(versions)
+        text = raw.decode()
+        states[text] = FilesystemState(name=text, versions=ordered)
+    return Listing(filesystems=states)
+
+
+def with_details(names: Listing, details: Listing, asked: Collection[str]) -> Listing:
+    """The cheap listing `names` completed by `details` (`list_details` of its filesystems and
+    of the snapshots `asked`, full names): each filesystem takes its properties from
+    `details` and each asked snapshot its fields; a filesystem `details` does not have is gone
+    and left out, as is an asked snapshot it does not have with the same GUID (destroyed
+    between the two listings). `held` is the details' own."""
+    by_filesystem: dict[str, set[str]] = {}
+    for full in asked:
+        filesystem, _, short = full.partition("@")
+        by_filesystem.setdefault(filesystem, set()).add(short)
+    states: dict[str, FilesystemState] = {}
+    for name, listed in names.filesystems.items():
+        detailed = details.filesystems.get(name)
+        if detailed is not None:
+            states[name] = completed(listed, detailed, by_filesystem.get(name, set()))
+    return Listing(filesystems=states, held=details.held)
 
 
 def parse_holds(text: str, host: str = "") -> dict[str, frozenset[str]]:
@@ -645,6 +744,16 @@ def _first_rows(texts: list[bytes]) -> dict[bytes, int]:
 def _column(fields: list[bytes], index: int, start: int, end: int) -> list[bytes]:
     """Field `index` of rows start..end of a chunk's flat field list."""
     return fields[start * _STRIDE + index : end * _STRIDE : _STRIDE]
+
+
+def _refuse_non_ascii(data: bytes, host: str, first_line: int) -> None:
+    """zfs names (and resume tokens, and numbers) are ASCII: other bytes are not zfs's."""
+    if data.isascii():
+        return
+    lines = data.split(b"\n")
+    number = next(n for n, line in enumerate(lines) if not line.isascii())
+    detail = f"not ASCII: {_text(lines[number])!r}"
+    raise ListingParseError(host, first_line + number, detail)
 
 
 def _text(raw: bytes) -> str:

@@ -11,7 +11,7 @@ names without sigil (`zr_20261126T041500Z`); `version` is a short name with its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,20 @@ class ZFS(Protocol):
     def observe(self, scope: ObservationScope | None = None) -> HostState:
         """Every filesystem and volume in `scope` (None: the whole host) with its snapshots
         and bookmarks."""
+        ...
+
+    def list_versions(self, scope: ObservationScope | None = None) -> HostState:
+        """`observe(scope)` cheaply: every filesystem and version by name, GUID and createtxg
+        only. Everything else (a filesystem's kind, `written`, resume token and encryption; a
+        version's creation, written, referenced and holds) keeps its default until
+        `add_details`."""
+        ...
+
+    def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
+        """`state` (from `list_versions`) with every filesystem's own properties and the
+        details of the snapshots named in `snapshots` (full names, `fs@snap`), as `observe`
+        shows them. A filesystem or a named snapshot that no longer exists is left out;
+        versions not named keep what `list_versions` said."""
         ...
 
     def observe_filesystems(self, filesystems: Sequence[str]) -> dict[str, FilesystemState]:

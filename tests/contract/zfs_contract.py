@@ -44,7 +44,7 @@ import pytest
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
 from reconciler.core.scope import ObservationScope
-from reconciler.core.state import FilesystemKind, FilesystemState, Version
+from reconciler.core.state import FilesystemKind, FilesystemState, HostState, Version
 from reconciler.zfs.errors import (
     DatasetExists,
     DatasetNotFound,
@@ -214,6 +214,52 @@ def check_observing_a_scope_lists_only_what_it_names(make: HostFactory) -> None:
     assert seen.filesystems[fs].versions[0].holds == {"keep"}
     assert host.observe(ObservationScope.of([missing])).filesystems == {}
     assert host.observe(ObservationScope.of([], [missing])).filesystems == {}
+
+
+def check_the_cheap_listing_and_the_details_make_the_observation(make: HostFactory) -> None:
+    """`list_versions` lists every version by name, GUID and createtxg and nothing else;
+    `add_details` fills in every filesystem's own properties and the asked snapshots' fields
+    as `observe` shows them, and leaves out an asked snapshot destroyed in between."""
+    host = make("src")
+    fs = filesystem(host, "data", "s1", "s2", "s3")
+    child = filesystem(host, "data/child", "c1")
+    volume = f"{host.root}/vol"
+    host.create_volume(volume)
+    host.snapshot([volume], "v1")
+    host.hold(fs, "s2", "keep")
+    host.bookmark(fs, "s1", "s1-mark")
+    host.write(fs, MIB)  # written since s3
+    scope = ObservationScope.of([fs, volume])
+    whole = host.observe(scope)
+    listed = host.list_versions(scope)
+    assert sorted(listed.filesystems) == sorted(whole.filesystems) == [fs, child, volume]
+    for name, state in listed.filesystems.items():
+        assert state == FilesystemState(
+            name=name,
+            versions=tuple(
+                v._replace(creation=0, written=0, referenced=0, holds=frozenset())
+                for v in whole.filesystems[name].versions
+            ),
+        )
+    host.destroy(fs, ["@s3"])
+    detailed = host.add_details(listed, [f"{fs}@s2", f"{fs}@s3", f"{volume}@v1"])
+    now = host.observe(scope)  # destroying s3 made what was written since it count
+    assert sorted(detailed.filesystems) == [fs, child, volume]
+    for name, state in detailed.filesystems.items():
+        there = now.filesystems[name]
+        assert state.kind == there.kind and state.written == there.written
+        assert state.encrypted == there.encrypted and state.resume_token == there.resume_token
+    assert detailed.filesystems[volume].kind is FilesystemKind.VOLUME
+    assert detailed.filesystems[fs].written > 0
+    shown = {v.name: v for v in detailed.filesystems[fs].versions}
+    assert list(shown) == ["s1", "s1-mark", "s2"]  # s3 was asked for, and is gone
+    assert shown["s2"] == version_of(whole, fs, "s2") and shown["s2"].holds == {"keep"}
+    assert shown["s1"] == listed.filesystems[fs].versions[0]  # not asked: as listed
+    assert detailed.filesystems[volume].versions == whole.filesystems[volume].versions
+
+
+def version_of(state: HostState, filesystem: str, name: str) -> Version:
+    return next(v for v in state.filesystems[filesystem].snapshots if v.name == name)
 
 
 def check_snapshot_of_many_filesystems_is_atomic(make: HostFactory) -> None:
@@ -787,6 +833,7 @@ def check_create_with_and_without_parents(make: HostFactory) -> None:
 ALL_CHECKS: tuple[Check, ...] = (
     check_observe_reports_versions_holds_and_written,
     check_observing_some_filesystems_shows_only_those_that_exist,
+    check_the_cheap_listing_and_the_details_make_the_observation,
     check_observing_a_scope_lists_only_what_it_names,
     check_snapshot_of_many_filesystems_is_atomic,
     check_versions_are_ordered_by_createtxg_not_name,

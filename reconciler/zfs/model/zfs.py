@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 from reconciler.core.plan import ReceiveOptions
@@ -29,6 +29,8 @@ from reconciler.core.state import (
     HostState,
     Version,
     VersionKind,
+    bare,
+    completed,
     sort_versions,
 )
 from reconciler.zfs.errors import DatasetExists, DatasetNotFound, HoldNotFound, ZFSError
@@ -160,6 +162,29 @@ class ModelZFS:
                 name: _filesystem_state(fs)
                 for name, fs in sorted(self._data.filesystems.items())
                 if scope is None or scope.contains(name)
+            },
+        )
+
+    def list_versions(self, scope: ObservationScope | None = None) -> HostState:
+        observed = self.observe(scope)
+        return HostState(
+            host=self.host, filesystems={n: bare(s) for n, s in observed.filesystems.items()}
+        )
+
+    @_locked
+    def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
+        self._data.check_reachable()
+        asked: dict[str, set[str]] = {}
+        for full in snapshots:
+            filesystem, _, short = full.partition("@")
+            asked.setdefault(filesystem, set()).add(short)
+        known = self._data.filesystems
+        return HostState(
+            host=self.host,
+            filesystems={
+                name: completed(listed, _filesystem_state(known[name]), asked.get(name, set()))
+                for name, listed in state.filesystems.items()
+                if name in known
             },
         )
 
