@@ -732,14 +732,36 @@ def test_a_pass_lists_only_its_scope_and_batches_holds_releases_and_bookmarks(
     assert second.code == 0, second.stdout
     verbs = {host: [a[1] for a in s.runner(host).commands[start[host] :]] for host in start}
     listings = [a for a in s.runner("src").commands[start["src"] :] if a[1] == "list"]
-    assert len(listings) == 1 and f"{s.src}/data" in listings[0]
-    assert not any(f"{s.src}/elsewhere" in arg or arg == s.src for arg in listings[0])
+    assert len(listings) == 2 and f"{s.src}/data" in listings[0]  # names, then details
+    assert not any(f"{s.src}/elsewhere" in arg or arg == s.src for a in listings for arg in a)
     for host in ("src", "dst"):  # four filesystems (data and a, b, c): one call each
         assert verbs[host].count("hold") == 1 and verbs[host].count("release") == 1, verbs
-        assert verbs[host].count("list") == 1 and verbs[host].count("holds") <= 1, verbs
+        assert verbs[host].count("list") == 2 and verbs[host].count("holds") <= 1, verbs
     assert verbs["src"].count("program") == 1 and "bookmark" not in verbs["src"], verbs
     assert sorted(second.kinds()).count("hold") == 8  # each action still has its own result
     assert all(status in ("ok", "already_done") for status in second.statuses())
     assert_converged(s)
     marks = s.versions("src", f"{s.src}/data/a")
     assert [v.name for v in marks if not v.is_snapshot] == [f"{stamp(20)}_backup"]
+
+
+def test_a_pass_details_only_the_snapshots_its_plan_reads(s: Scenario) -> None:
+    """Four snapshots replicated and nothing due: the cheap listing names every version, and
+    the details listing each filesystem and, on each side, only the newest common snapshot."""
+    data = f"{s.src}/data"
+    with_history(s, data, [0, 15, 30, 45])
+    s.policy(policy(initial="all"))
+    s.at(45)
+    assert s.reconcile().code == 0
+    start = {host: len(s.runner(host).commands) for host in ("src", "dst")}
+    s.at(50)
+    steady = s.dry_run()
+    assert (steady.code, steady.kinds()) == (0, []), steady.stdout
+    for host, filesystem in (("src", data), ("dst", s.target(data))):
+        lists = [a for a in s.runner(host).commands[start[host] :] if a[1] == "list"]
+        assert len(lists) == 2, lists
+        names, details = lists
+        assert names[names.index("-o") + 1] == "name,guid,createtxg"
+        named = details[details.index("-t") + 2 :]
+        assert [n for n in named if "@" in n] == [f"{filesystem}@{stamp(45)}"], named
+        assert filesystem in named

@@ -1,5 +1,6 @@
 """Listing parser benchmark: parse a realistic `zfs list` of 1,000,000 versions and report the
-best wall time of `parse_listing` and the peak RSS.
+best wall time of `parse_listing` and the peak RSS, and the best time of `parse_names` on the
+same versions as the cheap listing gives them (`name,guid,createtxg`, the same rows' columns).
 
 The listing is text in the exact shape of `commands.list_versions` output (OpenZFS 2.3.2,
 `tests/fixtures/zfs/zfs-list-observe.txt`): 2,000 filesystems under `tank/data`, each with 500
@@ -20,7 +21,7 @@ import random
 import resource
 import time
 
-from reconciler.zfs.parse import parse_listing
+from reconciler.zfs.parse import parse_listing, parse_names
 
 BASE_TIME = 1_795_600_000
 STEP_SECONDS = 900
@@ -108,6 +109,17 @@ def main() -> None:
         versions = sum(len(fs.versions) for fs in listing.filesystems.values())
         del listing
         gc.collect()
+    names_output = b"".join(
+        b"\t".join((row[0], row[2], row[3])) + b"\n"
+        for row in (line.split(b"\t") for line in output.splitlines())
+    )
+    names_timings = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        names = parse_names(names_output, "bench")
+        names_timings.append(time.perf_counter() - started)
+        del names
+        gc.collect()
     print(
         json.dumps(
             {
@@ -120,6 +132,9 @@ def main() -> None:
                 "parse_s": [round(t, 3) for t in timings],
                 "parse_best_s": round(min(timings), 3),
                 "young_collection_after_s": [round(t, 3) for t in collections],
+                "names_listing_mib": round(len(names_output) / (1 << 20), 1),
+                "parse_names_s": [round(t, 3) for t in names_timings],
+                "parse_names_best_s": round(min(names_timings), 3),
                 "peak_rss_mib": round(_rss_mib(), 1),
             },
             indent=2,
