@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from reconciler.apply.executor import ActionStatus, execute
+from reconciler.apply.passes import Dependencies, run_pass
 from reconciler.core.plan import (
     Action,
     BookmarkAction,
@@ -20,11 +24,13 @@ from reconciler.core.plan import (
     SendMode,
     SnapshotAction,
 )
+from reconciler.manifest.loader import parse_manifests
 from reconciler.zfs.errors import ReceiveRefused
 from reconciler.zfs.model import ModelZFS
 from reconciler.zfs.port import SendRequest, SendStream
 
 NAMES = [f"tank/fs{i}" for i in range(6)]
+START = calendar.timegm((2026, 11, 26, 0, 0, 0, 0, 0, 0))
 
 
 class Recording:
@@ -284,3 +290,60 @@ def test_bookmarks_of_one_host_are_one_call_and_a_refused_one_fails_alone() -> N
     assert report.results[0].message == "bookmarked @s1 as #c"
     assert nas.bookmark_batches == [3]
     assert [v.name for v in nas.model.observe().filesystems["tank/fs0"].bookmarks] == ["c"]
+
+
+ONE_HOST_MANIFESTS = """\
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Host
+metadata: {name: nas}
+spec: {}
+---
+apiVersion: zfs-reconciler.dev/v1alpha1
+kind: Policy
+metadata: {name: home}
+spec:
+  source: {host: nas, filesystems: {"tank/a": true, "tank/b": true}}
+  snapshots: {prefix: zr_, interval: 15m}
+  replication:
+    - {name: copy, host: nas, root: vault, protection: resumable}
+"""
+
+
+class Counting(Recording):
+    def __init__(self, model: ModelZFS) -> None:
+        super().__init__(model, [], threading.Lock())
+        self.calls: list[str] = []
+
+    def hold_many(self, tag: str, snapshots: Sequence[tuple[str, str]]) -> dict[Any, Any]:
+        self.calls.append("hold")
+        return self.model.hold_many(tag, snapshots)
+
+    def release_many(self, tag: str, snapshots: Sequence[tuple[str, str]]) -> dict[Any, Any]:
+        self.calls.append("release")
+        return self.model.release_many(tag, snapshots)
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_a_host_that_is_source_and_target_holds_and_releases_in_one_call_each(jobs: int) -> None:
+    """The source's hold waits for no bookmark of its filesystem, so it goes with the
+    target's holds, ready at the same time: one `zfs hold` and one `zfs release` per pass."""
+    model = ModelZFS("nas", seed=3)
+    model.create_pool("tank")
+    model.create_pool("vault")
+    for name in ("tank/a", "tank/b"):
+        model.create(name)
+        model.write(name, 1000)
+    host = Counting(model)
+    manifests = parse_manifests([("m.yaml", ONE_HOST_MANIFESTS)])
+    deps = Dependencies(connect=lambda _: host)  # type: ignore[arg-type, return-value]
+    first = run_pass(manifests, None, START, deps, jobs=jobs)
+    assert first.report is not None and first.report.ok
+    host.calls.clear()
+    for name in ("tank/a", "tank/b"):
+        model.write(name, 1000)
+    second = run_pass(manifests, None, START + 15 * 60, deps, jobs=jobs)
+    assert second.report is not None and second.report.ok
+    holds = [a for a in second.plan.actions if a.kind == "hold"]
+    assert len(holds) == 4  # two filesystems, on both sides
+    assert host.calls == ["hold", "release"]
+    assert run_pass(manifests, None, START + 15 * 60, deps, apply=False).plan.is_empty

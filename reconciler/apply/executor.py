@@ -121,7 +121,8 @@ def execute(
 
     An action starts once every action it depends on has finished and every earlier action
     that touches one of its filesystems (on either side) has finished, so each filesystem sees
-    its actions in plan order. With `jobs` = 1 this is exactly plan order. The report lists
+    its actions in plan order, except that its holds, releases and bookmarks (which commute
+    unless the plan makes one depend on another) may pass one another. The report lists
     the results in plan order; `on_event` sees them as they finish. Once `cancel` is set, no
     further action starts (each is reported `skipped`); running ones finish or are stopped by
     their driver.
@@ -285,16 +286,26 @@ def _touches(action: Action) -> set[tuple[str, str]]:
 
 
 def _waits_for(actions: Sequence[Action]) -> dict[int, set[int]]:
-    """Each action → the earlier actions that must finish first (dependencies, same filesystem)."""
-    last_on: dict[tuple[str, str], int] = {}
+    """Each action → the earlier actions that must finish first: its dependencies, and the
+    earlier actions on its filesystems. Holds, releases and bookmarks of a filesystem do not
+    wait for one another (they commute unless one depends on the other, which the plan says):
+    so a host's holds of a source snapshot and of a target snapshot, both ready once the
+    send is done, go to zfs as one call. Every other action waits for all of them."""
+    barrier: dict[tuple[str, str], int] = {}  # the last action that is no hold, release or mark
+    since: dict[tuple[str, str], list[int]] = {}  # holds, releases and marks after it
     earlier: set[int] = set()
     waits: dict[int, set[int]] = {}
     for action in actions:
         before = {d for d in action.depends_on if d in earlier}
+        batchable = _batchable(action)
         for key in _touches(action):
-            if key in last_on:
-                before.add(last_on[key])
-            last_on[key] = action.id
+            if key in barrier:
+                before.add(barrier[key])
+            if batchable:
+                since.setdefault(key, []).append(action.id)
+            else:
+                before.update(since.pop(key, ()))
+                barrier[key] = action.id
         waits[action.id] = before
         earlier.add(action.id)
     return waits
