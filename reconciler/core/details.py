@@ -28,7 +28,7 @@ every detail.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from reconciler.core.desired import PolicyIntent, TargetIntent
 from reconciler.core.incremental import find_common_base
@@ -96,9 +96,18 @@ def _cursor_guids(source: SourceFilesystem, target: TargetIntent) -> set[int]:
 
 
 def _with_guids(
-    filesystem: str, versions: Iterable[Version], guids: set[int], into: set[str]
+    filesystem: str, versions: Sequence[Version], guids: set[int], into: set[str]
 ) -> None:
-    into.update(f"{filesystem}@{v.name}" for v in versions if v.is_snapshot and v.guid in guids)
+    """The snapshots of `versions` (createtxg order) with one of `guids`: searched from the
+    newest back, as cursors mark recent snapshots, and only until all are found."""
+    left = set(guids)
+    snapshot = VersionKind.SNAPSHOT
+    for version in reversed(versions):
+        if not left:
+            return
+        if version.kind is snapshot and version.guid in left:
+            left.discard(version.guid)
+            into.add(f"{filesystem}@{version.name}")
 
 
 def _pair(
@@ -124,7 +133,7 @@ def _pair(
     token = state.resume_token if state is not None else None
     if token is not None:  # the partial receive's snapshot becomes the base
         resumed = source.version_with_guid(token.to_guid)
-        if resumed is not None and resumed.is_snapshot:
+        if resumed is not None and resumed.kind is VersionKind.SNAPSHOT:
             source_names.add(f"{source.name}@{resumed.name}")
             _from_txg(source.name, source.snapshots, resumed.createtxg, source_names)
             bases.append(resumed)
@@ -140,9 +149,14 @@ def _pair(
         target_names.update(f"{target_fs}@{name}" for name, _ in result.destroyed)
 
 
-def _from_txg(filesystem: str, versions: Iterable[Version], txg: int, into: set[str]) -> None:
-    """Every snapshot of `versions` with createtxg ≥ txg."""
-    into.update(f"{filesystem}@{v.name}" for v in versions if v.is_snapshot and v.createtxg >= txg)
+def _from_txg(filesystem: str, versions: Sequence[Version], txg: int, into: set[str]) -> None:
+    """Every snapshot of `versions` (createtxg order) with createtxg ≥ txg."""
+    snapshot = VersionKind.SNAPSHOT
+    for version in reversed(versions):
+        if version.createtxg < txg:
+            return
+        if version.kind is snapshot:
+            into.add(f"{filesystem}@{version.name}")
 
 
 def blank_details(observed: Observed, keep: Mapping[str, Collection[str]]) -> Observed:

@@ -1,5 +1,6 @@
 """Planner benchmark (`make bench`): plan 2,000 filesystems × 500 snapshots with one policy and
-two targets, and report wall time and peak RSS.
+two targets, and report wall time and peak RSS, and the time of `needed_details` on the same
+state (what a pass computes between its cheap listing and its details listing).
 
 The observed state comes from `tests/bench/synthetic.py` (source plus two targets that lag two
 snapshots behind, so the plan has a snapshot, sends, holds, bookmarks and retention destroys).
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from reconciler.core.desired import intents
+from reconciler.core.details import needed_details
 from reconciler.core.planner import plan_intents
 from reconciler.core.render import summary_line
 from reconciler.manifest.loader import load_manifests
@@ -119,6 +121,12 @@ def main() -> None:
         plan = plan_intents(intents(manifests), observed, NOW)  # fresh memos each run
         timings.append(time.perf_counter() - started)
     assert plan is not None
+    needed_timings = []
+    needed: dict[str, frozenset[str]] = {}
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        needed = needed_details(intents(manifests), observed, NOW)
+        needed_timings.append(time.perf_counter() - started)
     print(
         json.dumps(
             {
@@ -132,6 +140,9 @@ def main() -> None:
                 "plan_best_s": round(min(timings), 3),
                 "peak_rss_mib": round(_rss_mib(), 1),
                 "actions": len(plan.actions),
+                "needed_details_s": [round(t, 3) for t in needed_timings],
+                "needed_details_best_s": round(min(needed_timings), 3),
+                "snapshots_detailed": sum(len(names) for names in needed.values()),
                 "summary": summary_line(plan),
             },
             indent=2,
