@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from reconciler.apply.executor import ActionResult, ActionStatus, ApplyReport
@@ -40,6 +41,19 @@ TARGET_NAMES = ("t1", "t2")
 ROOT = "vault/nas"
 UNREACHABLE = "ssh: connect to host: Connection refused"
 NO_CUT = 1 << 62  # arms a cut no stream reaches: the next receive completes
+
+
+def history_settings(examples: int) -> settings:
+    """Hypothesis settings of the history properties: reproducible, no deadline, no database
+    (histories are slow and large by design)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
 
 # --- scenarios -------------------------------------------------------------------------------
 

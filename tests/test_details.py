@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterator, Sequence
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from loguru import logger
 
@@ -38,6 +38,7 @@ from tests.histories import (
     World,
     faulty_histories,
     histories,
+    history_settings,
     manifests_of,
     scenarios,
 )
@@ -50,16 +51,6 @@ def _quiet_executor() -> Iterator[None]:
     logger.disable("reconciler")
     yield
     logger.enable("reconciler")
-
-
-def _settings(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 def _without_properties(observed: Observed) -> Observed:
@@ -131,7 +122,7 @@ def _check(scenario: Scenario, history: Sequence[Step], seed: int) -> None:
     assert problems == []
 
 
-@_settings(150)
+@history_settings(150)
 @given(scenarios(), histories(), st.sampled_from([0, 1, 2, 3]))
 def test_a_plan_from_the_needed_details_equals_the_plan_from_all(
     scenario: Scenario, history: list[Step], seed: int
@@ -139,7 +130,7 @@ def test_a_plan_from_the_needed_details_equals_the_plan_from_all(
     _check(scenario, history, seed)
 
 
-@_settings(100)
+@history_settings(100)
 @given(scenarios(), faulty_histories(), st.sampled_from([0, 1, 2]))
 def test_the_same_after_killed_passes_and_cut_receives(
     scenario: Scenario, history: list[Step], seed: int

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from loguru import logger
 
 from reconciler.apply.executor import ActionStatus, ApplyReport
@@ -49,6 +49,7 @@ from tests.histories import (
     Write,
     faulty_histories,
     histories,
+    history_settings,
     scenarios,
 )
 
@@ -59,16 +60,6 @@ RETENTION_REASONS = {
 }
 PASSES_TO_CONVERGE = 4
 A = TypeVar("A", bound=Action)
-
-
-def _settings(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -365,7 +356,7 @@ def protection_state_violations(world: World, *, none_has_no_cursor: bool = True
 # --- the properties ---------------------------------------------------------------------------
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_convergence_after_any_history(scenario: Scenario, history: list[Step]) -> None:
     world = played(scenario, history)
@@ -374,7 +365,7 @@ def test_convergence_after_any_history(scenario: Scenario, history: list[Step]) 
     assert conflict_violations(world.records) == []
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_idempotence_a_successful_pass_leaves_nothing_to_do(
     scenario: Scenario, history: list[Step]
@@ -387,7 +378,7 @@ def test_idempotence_a_successful_pass_leaves_nothing_to_do(
             assert record.replan.is_empty, f"at {record.now}, after a clean pass: {kinds}"
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_guarantee_1_nothing_foreign_is_destroyed_or_released(
     scenario: Scenario, history: list[Step]
@@ -399,7 +390,7 @@ def test_guarantee_1_nothing_foreign_is_destroyed_or_released(
     assert foreign_state_violations(world) == []
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_guarantee_2_the_newest_common_snapshot_survives(
     scenario: Scenario, history: list[Step]
@@ -412,7 +403,7 @@ def test_guarantee_2_the_newest_common_snapshot_survives(
             assert needed_snapshot_violations(record, pair) == []
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_guarantee_3_no_target_is_overwritten_unasked(
     scenario: Scenario, history: list[Step]
@@ -424,7 +415,7 @@ def test_guarantee_3_no_target_is_overwritten_unasked(
             assert overwrite_violations(record, pair) == []
 
 
-@_settings(60)
+@history_settings(60)
 @given(scenarios(), histories())
 def test_guarantee_5_no_action_on_a_host_that_cannot_be_observed(
     scenario: Scenario, history: list[Step]
@@ -434,7 +425,7 @@ def test_guarantee_5_no_action_on_a_host_that_cannot_be_observed(
         assert unobserved_host_violations(record) == []
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), faulty_histories())
 def test_interrupted_apply_converges(scenario: Scenario, history: list[Step]) -> None:
     world = played(scenario, history)
@@ -443,7 +434,7 @@ def test_interrupted_apply_converges(scenario: Scenario, history: list[Step]) ->
     assert conflict_violations(world.records) == []
 
 
-@_settings(80)
+@history_settings(80)
 @given(scenarios(), faulty_histories())
 def test_only_injected_faults_make_actions_fail(scenario: Scenario, history: list[Step]) -> None:
     world = played(scenario, history)
@@ -451,7 +442,7 @@ def test_only_injected_faults_make_actions_fail(scenario: Scenario, history: lis
         assert unexplained_failures(record) == []
 
 
-@_settings(100)
+@history_settings(100)
 @given(scenarios(), histories())
 def test_converged_holds_and_cursors_sit_only_on_the_newest_common_snapshot(
     scenario: Scenario, history: list[Step]
@@ -461,7 +452,7 @@ def test_converged_holds_and_cursors_sit_only_on_the_newest_common_snapshot(
     assert protection_state_violations(world) == []
 
 
-@_settings(120)
+@history_settings(120)
 @given(scenarios(), histories())
 def test_replicated_data_is_right_after_convergence(
     scenario: Scenario, history: list[Step]

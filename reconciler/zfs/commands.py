@@ -61,23 +61,27 @@ LIST_TYPES = "filesystem,volume,snapshot,bookmark"
 GET_COLUMNS = "name,property,value,source"
 
 
-def list_versions(roots: Sequence[str] = ()) -> tuple[str, ...]:
+def list_versions(
+    roots: Sequence[str] = (), columns: Sequence[str] = LIST_COLUMNS
+) -> tuple[str, ...]:
     """`zfs list -H -p -o LIST_COLUMNS -t filesystem,volume,snapshot,bookmark [-r ROOT...]`.
 
     Without roots, zfs lists every pool. Roots inside another root are left out (zfs would
     list them twice)."""
-    argv = ("list", "-H", "-p", "-o", ",".join(LIST_COLUMNS), "-t", LIST_TYPES)
+    argv = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES)
     kept = _outermost([_dataset(root) for root in roots])
     return (*argv, "-r", *kept) if kept else argv
 
 
 def list_filesystems(
-    filesystems: Sequence[str], max_bytes: int = ARG_MAX_BYTES
+    filesystems: Sequence[str],
+    max_bytes: int = ARG_MAX_BYTES,
+    columns: Sequence[str] = LIST_COLUMNS,
 ) -> list[tuple[str, ...]]:
     """`zfs list -H -p -o LIST_COLUMNS -t ... -d 1 fs1 fs2 ...`: those filesystems with their
     snapshots and bookmarks (and their children's own rows), in as many calls as the argument
     budget needs. zfs lists the ones that exist even when others do not (and then exits 1)."""
-    fixed = ("list", "-H", "-p", "-o", ",".join(LIST_COLUMNS), "-t", LIST_TYPES, "-d", "1")
+    fixed = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES, "-d", "1")
     names = [_dataset(name) for name in dict.fromkeys(filesystems)]
     return _batches(fixed, names, max_bytes)
 
@@ -90,20 +94,17 @@ NAME_COLUMNS: tuple[str, ...] = ("name", "guid", "createtxg")
 
 
 def list_names(roots: Sequence[str] = ()) -> tuple[str, ...]:
-    """`zfs list -H -p -o name,guid,createtxg -t filesystem,volume,snapshot,bookmark [-r
-    ROOT...]`: every version by name, GUID and createtxg (without roots: every pool)."""
-    argv = ("list", "-H", "-p", "-o", ",".join(NAME_COLUMNS), "-t", LIST_TYPES)
-    kept = _outermost([_dataset(root) for root in roots])
-    return (*argv, "-r", *kept) if kept else argv
+    """`list_versions` with only `name,guid,createtxg`: every version by name, GUID and
+    createtxg (without roots: every pool)."""
+    return list_versions(roots, NAME_COLUMNS)
 
 
 def list_names_of(
     filesystems: Sequence[str], max_bytes: int = ARG_MAX_BYTES
 ) -> list[tuple[str, ...]]:
-    """`list_names` of those filesystems alone (`-d 1`: their children's own rows come too),
-    in as many calls as the argument budget needs."""
-    fixed = ("list", "-H", "-p", "-o", ",".join(NAME_COLUMNS), "-t", LIST_TYPES, "-d", "1")
-    return _batches(fixed, [_dataset(name) for name in dict.fromkeys(filesystems)], max_bytes)
+    """`list_filesystems` with only `name,guid,createtxg`: those filesystems alone (`-d 1`:
+    their children's own rows come too), in as many calls as the argument budget needs."""
+    return list_filesystems(filesystems, max_bytes, NAME_COLUMNS)
 
 
 def list_details(
