@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import pytest
 from hypothesis import given
@@ -23,10 +23,16 @@ from hypothesis import strategies as st
 from loguru import logger
 
 from reconciler.core.desired import intents
-from reconciler.core.details import blank_details, needed_details
+from reconciler.core.details import needed_details
 from reconciler.core.plan import Reason, ReleaseAction
 from reconciler.core.planner import plan_intents
-from reconciler.core.state import Observed
+from reconciler.core.state import (
+    HostState,
+    Observed,
+    bare,
+    completed,
+    short_names_by_filesystem,
+)
 from tests.histories import (
     HOUR,
     Advance,
@@ -51,6 +57,20 @@ def _quiet_executor() -> Iterator[None]:
     logger.disable("reconciler")
     yield
     logger.enable("reconciler")
+
+
+def blank_details(observed: Observed, keep: Mapping[str, Collection[str]]) -> Observed:
+    """`observed` with the details of every version not named in `keep` (host → full names)
+    forgotten, as a pass that detailed only those sees it (`ZFS.add_details`)."""
+    hosts = {}
+    for name, host in observed.hosts.items():
+        asked = short_names_by_filesystem(keep.get(name, ()))
+        filesystems = {
+            fs: completed(bare(state), state, asked.get(fs, set()))
+            for fs, state in host.filesystems.items()
+        }
+        hosts[name] = HostState(host=host.host, filesystems=filesystems, error=host.error)
+    return Observed(hosts=hosts)
 
 
 def _without_properties(observed: Observed) -> Observed:

@@ -28,7 +28,7 @@ every detail.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 
 from reconciler.core.desired import PolicyIntent, TargetIntent
 from reconciler.core.incremental import find_common_base
@@ -38,12 +38,9 @@ from reconciler.core.retention import RetentionMemo
 from reconciler.core.source import PENDING_TXG, SourceFilesystem, snapshot_names
 from reconciler.core.state import (
     FilesystemState,
-    HostState,
     Observed,
     Version,
     VersionKind,
-    bare,
-    completed,
 )
 
 
@@ -157,20 +154,3 @@ def _from_txg(filesystem: str, versions: Sequence[Version], txg: int, into: set[
             return
         if version.kind is snapshot:
             into.add(f"{filesystem}@{version.name}")
-
-
-def blank_details(observed: Observed, keep: Mapping[str, Collection[str]]) -> Observed:
-    """`observed` with the details of every version not named in `keep` (host → full names)
-    forgotten, as a pass that detailed only those sees it (`ZFS.add_details`)."""
-    hosts = {}
-    for name, host in observed.hosts.items():
-        asked: dict[str, set[str]] = {}
-        for full in keep.get(name, ()):
-            filesystem, _, short = full.partition("@")
-            asked.setdefault(filesystem, set()).add(short)
-        filesystems = {
-            fs: completed(bare(state), state, asked.get(fs, set()))
-            for fs, state in host.filesystems.items()
-        }
-        hosts[name] = HostState(host=host.host, filesystems=filesystems, error=host.error)
-    return Observed(hosts=hosts)

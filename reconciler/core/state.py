@@ -112,6 +112,15 @@ def bare(state: FilesystemState) -> FilesystemState:
     )
 
 
+def short_names_by_filesystem(full_names: Iterable[str]) -> dict[str, set[str]]:
+    """`fs@snap` names → {fs: {snap, ...}}."""
+    grouped: dict[str, set[str]] = {}
+    for full in full_names:
+        filesystem, _, short = full.partition("@")
+        grouped.setdefault(filesystem, set()).add(short)
+    return grouped
+
+
 def completed(
     listed: FilesystemState, detailed: FilesystemState, asked: Collection[str]
 ) -> FilesystemState:

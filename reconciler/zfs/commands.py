@@ -1,7 +1,7 @@
 """Argument vectors for every `zfs` verb the real driver runs: pure builders, no I/O.
 
-Owned here: one builder per verb (`list_versions`, `list_names`, `list_names_of`,
-`list_details`, `holds`, `snapshot`, `send`, `receive`,
+Owned here: one builder per verb (`list_versions` and `list_filesystems`, with the observe
+columns or the cheap ones, `list_details`, `holds`, `snapshot`, `send`, `receive`,
 `abort_resume`, `hold`, `release`, `hold_many`, `release_many`, `bookmark`, `bookmark_program`,
 `destroy_snapshots`, `destroy_bookmark`, `rollback`, `create`, `get`, `set`), the observe
 listing's columns (`LIST_COLUMNS` and the cheap `NAME_COLUMNS`, read back by `zfs/parse.py`)
@@ -60,14 +60,19 @@ LIST_COLUMNS: tuple[str, ...] = (
 LIST_TYPES = "filesystem,volume,snapshot,bookmark"
 GET_COLUMNS = "name,property,value,source"
 
+# The cheap listing: zfs answers these three columns without reading each version's property
+# list (docs/zfs-verified.md §27: 0.93 s against 3.1 s for 1,000 snapshots with any other
+# column). `zfs/parse.py` tells a snapshot (`@`), a bookmark (`#`) and a filesystem apart by
+# the name; everything else comes from `list_details`.
+NAME_COLUMNS: tuple[str, ...] = ("name", "guid", "createtxg")
+
 
 def list_versions(
     roots: Sequence[str] = (), columns: Sequence[str] = LIST_COLUMNS
 ) -> tuple[str, ...]:
-    """`zfs list -H -p -o LIST_COLUMNS -t filesystem,volume,snapshot,bookmark [-r ROOT...]`.
-
-    Without roots, zfs lists every pool. Roots inside another root are left out (zfs would
-    list them twice)."""
+    """`zfs list -H -p -o LIST_COLUMNS -t filesystem,volume,snapshot,bookmark [-r ROOT...]`
+    (or `columns`, such as `NAME_COLUMNS`, instead). Without roots, zfs lists every pool.
+    Roots inside another root are left out (zfs would list them twice)."""
     argv = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES)
     kept = _outermost([_dataset(root) for root in roots])
     return (*argv, "-r", *kept) if kept else argv
@@ -84,27 +89,6 @@ def list_filesystems(
     fixed = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES, "-d", "1")
     names = [_dataset(name) for name in dict.fromkeys(filesystems)]
     return _batches(fixed, names, max_bytes)
-
-
-# The cheap listing: zfs answers these three columns without reading each version's property
-# list (docs/zfs-verified.md §27: 0.93 s against 3.1 s for 1,000 snapshots with any other
-# column). `zfs/parse.py` tells a snapshot (`@`), a bookmark (`#`) and a filesystem apart by
-# the name; everything else comes from `list_details`.
-NAME_COLUMNS: tuple[str, ...] = ("name", "guid", "createtxg")
-
-
-def list_names(roots: Sequence[str] = ()) -> tuple[str, ...]:
-    """`list_versions` with only `name,guid,createtxg`: every version by name, GUID and
-    createtxg (without roots: every pool)."""
-    return list_versions(roots, NAME_COLUMNS)
-
-
-def list_names_of(
-    filesystems: Sequence[str], max_bytes: int = ARG_MAX_BYTES
-) -> list[tuple[str, ...]]:
-    """`list_filesystems` with only `name,guid,createtxg`: those filesystems alone (`-d 1`:
-    their children's own rows come too), in as many calls as the argument budget needs."""
-    return list_filesystems(filesystems, max_bytes, NAME_COLUMNS)
 
 
 def list_details(

@@ -96,33 +96,32 @@ class ZfsDriver:
     # --- observation -----------------------------------------------------------------------
 
     def observe(self, scope: ObservationScope | None = None) -> HostState:
-        if scope is None or scope.everything:
-            listed = self._run(commands.list_versions(self.roots), "")
-            filesystems = self._with_holds(parse.parse_listing(listed.stdout, self.host))
-            return HostState(host=self.host, filesystems=filesystems)
-        listings: list[parse.Listing] = []
-        if scope.subtrees:  # one `zfs list -r`; a subtree that does not exist is empty
-            listed = self._run(commands.list_versions(scope.subtrees), "", missing_is_fine=True)
-            listings.append(parse.parse_listing(listed.stdout, self.host))
-        if scope.filesystems:  # `zfs list -d 1`: their rows, not their children's
-            listings.append(self._list_alone(scope.filesystems))
-        return HostState(host=self.host, filesystems=self._with_holds(parse.merged(listings)))
+        listing = self._scoped(scope, commands.LIST_COLUMNS, parse.parse_listing)
+        return HostState(host=self.host, filesystems=self._with_holds(listing))
 
     def list_versions(self, scope: ObservationScope | None = None) -> HostState:
+        listing = self._scoped(scope, commands.NAME_COLUMNS, parse.parse_names)
+        return HostState(host=self.host, filesystems=listing.filesystems)
+
+    def _scoped(
+        self,
+        scope: ObservationScope | None,
+        columns: Sequence[str],
+        parser: Callable[[bytes, str], parse.Listing],
+    ) -> parse.Listing:
+        """The scope's versions with `columns`, read by `parser`: one `zfs list -r` of its
+        subtrees (one that does not exist is empty) and the single filesystems alone (`zfs
+        list -d 1`); without a scope, the whole host."""
         if scope is None or scope.everything:
-            listed = self._run(commands.list_names(self.roots), "")
-            listing = parse.parse_names(listed.stdout, self.host)
-            return HostState(host=self.host, filesystems=listing.filesystems)
+            listed = self._run(commands.list_versions(self.roots, columns), "")
+            return parser(listed.stdout, self.host)
         listings: list[parse.Listing] = []
         if scope.subtrees:
-            listed = self._run(commands.list_names(scope.subtrees), "", missing_is_fine=True)
-            listings.append(parse.parse_names(listed.stdout, self.host))
+            args = commands.list_versions(scope.subtrees, columns)
+            listings.append(parser(self._run(args, "", missing_is_fine=True).stdout, self.host))
         if scope.filesystems:
-            wanted = set(scope.filesystems)
-            for args in commands.list_names_of(scope.filesystems):
-                listed = self._run(args, "", missing_is_fine=True)
-                listings.append(parse.parse_names(listed.stdout, self.host).only(wanted))
-        return HostState(host=self.host, filesystems=parse.merged(listings).filesystems)
+            listings.append(self._list_alone(scope.filesystems, columns, parser))
+        return parse.merged(listings)
 
     def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
         names = parse.Listing(dict(state.filesystems))
@@ -140,14 +139,19 @@ class ZfsDriver:
             return {}
         return self._with_holds(self._list_alone(filesystems))
 
-    def _list_alone(self, filesystems: Sequence[str]) -> parse.Listing:
+    def _list_alone(
+        self,
+        filesystems: Sequence[str],
+        columns: Sequence[str] = commands.LIST_COLUMNS,
+        parser: Callable[[bytes, str], parse.Listing] = parse.parse_listing,
+    ) -> parse.Listing:
         """Those of `filesystems` that exist with their versions (`zfs list -d 1`, in as
         many calls as the argument budget needs), without the children that listing adds."""
         wanted = set(filesystems)
         listings = []
-        for args in commands.list_filesystems(filesystems):
+        for args in commands.list_filesystems(filesystems, columns=columns):
             listed = self._run(args, "", missing_is_fine=True)
-            listings.append(parse.parse_listing(listed.stdout, self.host).only(wanted))
+            listings.append(parser(listed.stdout, self.host).only(wanted))
         return parse.merged(listings)
 
     def _with_holds(self, listing: parse.Listing) -> dict[str, FilesystemState]:

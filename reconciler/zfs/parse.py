@@ -2,14 +2,13 @@
 
 Owned here: `parse_listing` / `ListingParser` (the one observe listing of
 `commands.list_versions` → `Listing`), `parse_names` (the cheap listing of
-`commands.list_names`: names, GUIDs and createtxgs) and `with_details` (it completed by
-`commands.list_details`), `parse_holds` and `apply_holds` (the follow-up `zfs
+`commands.list_versions` with `NAME_COLUMNS`: names, GUIDs and createtxgs) and `with_details`
+(it completed by `commands.list_details`), `parse_holds` and `apply_holds` (the follow-up `zfs
 holds` call for the snapshots the listing shows as held), `parse_send_estimate` (the `size`
 line of `send -v -P` / `-n -v -P`), `parse_send_progress`, `parse_send_progress_line`,
 `parse_send_sizes` and `SendProgressTracker` (what a `send -v -P` prints on stderr while it
-runs), and `ListingParseError`.
-Called by the real driver; the values it builds are the same as the in-memory model's for the
-same situation (`zfs/model/zfs.py`, `_filesystem_state`).
+runs), and `ListingParseError`. Called by the real driver; the values it builds are the same as
+the in-memory model's for the same situation (`zfs/model/zfs.py`, `_filesystem_state`).
 
 What the listing looks like (OpenZFS 2.3.2, fixtures `tests/fixtures/zfs/zfs-list-*.txt`):
 - zfs sorts it by dataset name, each filesystem's snapshots right after it in createtxg order,
@@ -69,6 +68,7 @@ from reconciler.core.state import (
     Version,
     VersionKind,
     completed,
+    short_names_by_filesystem,
     sort_versions,
 )
 from reconciler.zfs.commands import LIST_COLUMNS
@@ -280,10 +280,7 @@ def with_details(names: Listing, details: Listing, asked: Collection[str]) -> Li
     `details` and each asked snapshot its fields; a filesystem `details` does not have is gone
     and left out, as is an asked snapshot it does not have with the same GUID (destroyed
     between the two listings). `held` is the details' own."""
-    by_filesystem: dict[str, set[str]] = {}
-    for full in asked:
-        filesystem, _, short = full.partition("@")
-        by_filesystem.setdefault(filesystem, set()).add(short)
+    by_filesystem = short_names_by_filesystem(asked)
     states: dict[str, FilesystemState] = {}
     for name, listed in names.filesystems.items():
         detailed = details.filesystems.get(name)

@@ -31,6 +31,7 @@ from reconciler.core.state import (
     VersionKind,
     bare,
     completed,
+    short_names_by_filesystem,
     sort_versions,
 )
 from reconciler.zfs.errors import DatasetExists, DatasetNotFound, HoldNotFound, ZFSError
@@ -174,10 +175,7 @@ class ModelZFS:
     @_locked
     def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
         self._data.check_reachable()
-        asked: dict[str, set[str]] = {}
-        for full in snapshots:
-            filesystem, _, short = full.partition("@")
-            asked.setdefault(filesystem, set()).add(short)
+        asked = short_names_by_filesystem(snapshots)
         known = self._data.filesystems
         return HostState(
             host=self.host,
