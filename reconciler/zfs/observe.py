@@ -58,6 +58,8 @@ def observe_hosts(
         lambda name, host: host.add_details(states[name], asked.get(name, frozenset())),
         states,
     )
+    if not any(fs.resume_token for state in states.values() for fs in state.filesystems.values()):
+        return _observed(states, unconnected)  # only a resume token can ask for more
     more = {
         name: frozenset(names) - asked.get(name, frozenset())
         for name, names in needed(_observed(states, unconnected)).items()
