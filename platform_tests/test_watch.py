@@ -12,7 +12,8 @@ Scenarios: an edit that adds a filesystem (and a new policy file) is applied wit
 restart; an invalid edit is reported as `FILE:LINE:COLUMN: ...` and the last valid generation
 keeps running until a fix applies; SIGTERM in the middle of a send exits 0 within 10 s,
 leaves a resume token, and the next `watch` resumes from it; a target whose zfs stops
-answering does not stop the source's schedule, and replication catches up when it answers.
+answering does not stop the source's schedule, and replication catches up when it answers; a
+settled loop lists the snapshots only of a filesystem whose `snapshots_changed` moved.
 
 A host's `zfsCommand` may be a small script in the guest (`_guest_script`): one that logs
 every zfs call (to see a resumed send's `-t TOKEN`), or one that fails while a flag file
@@ -55,13 +56,13 @@ def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
 
 
 @pytest.fixture
-def watches(s: Scenario) -> Iterator[Callable[[], Watch]]:
+def watches(s: Scenario) -> Iterator[Callable[..., Watch]]:
     """Starts `reconcile watch` processes; any still running at the end is killed (before
     the scenario's roots are destroyed)."""
     started: list[Watch] = []
 
-    def start() -> Watch:
-        watch = Watch(s)
+    def start(resync: str = "1h") -> Watch:
+        watch = Watch(s, resync=resync)
         started.append(watch)
         return watch
 
@@ -145,7 +146,7 @@ def _passed(watch: Watch, policy: str = "data", why: str = "", timeout: float = 
 
 
 def test_an_edit_adding_a_filesystem_or_a_policy_is_applied_without_a_restart(
-    s: Scenario, watches: Callable[[], Watch]
+    s: Scenario, watches: Callable[..., Watch]
 ) -> None:
     a, b, c = f"{s.src}/a", f"{s.src}/b", f"{s.src}/c"
     s.sh(" && ".join(f"zfs create {fs}" for fs in (a, b, c)))
@@ -175,7 +176,7 @@ def test_an_edit_adding_a_filesystem_or_a_policy_is_applied_without_a_restart(
 
 
 def test_an_invalid_edit_is_reported_and_the_last_valid_generation_keeps_running(
-    s: Scenario, watches: Callable[[], Watch]
+    s: Scenario, watches: Callable[..., Watch]
 ) -> None:
     a, b = f"{s.src}/a", f"{s.src}/b"
     s.sh(f"zfs create {a} && zfs create {b}")
@@ -224,7 +225,7 @@ exec zfs "$@"
 
 
 def test_sigterm_during_a_send_exits_0_and_the_next_watch_resumes_from_the_token(
-    s: Scenario, watches: Callable[[], Watch]
+    s: Scenario, watches: Callable[..., Watch]
 ) -> None:
     big = f"{s.src}/big"
     target = s.target(big)
@@ -277,7 +278,7 @@ exec zfs "$@"
 
 
 def test_a_target_that_stops_answering_leaves_the_schedule_running_then_catches_up(
-    s: Scenario, watches: Callable[[], Watch]
+    s: Scenario, watches: Callable[..., Watch]
 ) -> None:
     data = f"{s.src}/data"
     target = s.target(data)
@@ -307,5 +308,40 @@ def test_a_target_that_stops_answering_leaves_the_schedule_running_then_catches_
     after = _managed(s, data, target)
     assert after[target] == after[data] and len(after[data]) > len(synced), after
     assert s.get(target, "guid") == replica  # the same replica, brought up to date
+    code, seconds = watch.terminate()
+    assert (code, seconds < EXIT_WITHIN) == (0, True), (code, seconds, watch.log.tail())
+
+
+def test_a_settled_loop_lists_no_snapshot_of_a_filesystem_whose_stamp_stayed(
+    s: Scenario, watches: Callable[..., Watch]
+) -> None:
+    """`snapshots_changed` on real ZFS (`zfs/stamps.py`): once the loop's passes have seen the
+    filesystems' stamps for a few seconds, a pass lists no snapshot at all (the stamp listing,
+    the details and the holds only); a snapshot made by hand moves its filesystem's stamp, and
+    the next pass lists the snapshots of that filesystem alone, and sees the new one."""
+    data, other = f"{s.src}/data", f"{s.src}/other"
+    s.create(data, nbytes=64 << 10)
+    s.create(other, nbytes=64 << 10)
+    zfs = _guest_script(s, "zfs", LOGGING_ZFS)
+    calls = shlex.quote(f"{_script_dir(s)}/calls")
+    watch_hosts(s, src=[*zfs, "src"], dst=[*zfs, "dst"])
+    s.policy(policy_text([data, other], interval="1h"))
+    watch = watches(resync="3s")
+    for _ in range(4):  # replicated, then the stamps settle (zfs/stamps.py: 2 s)
+        _passed(watch)
+    s.sh(f": > {calls}")
+    _passed(watch)
+    steady = s.sh(f"cat {calls}").splitlines()
+    assert not [c for c in steady if " -t snapshot " in c], steady
+    assert len([c for c in steady if "snapshots_changed" in c]) == 2, steady  # src and dst
+    assert len([c for c in steady if c.split()[1:2] == ["list"]]) == 4, steady
+
+    s.sh(f"zfs snapshot {shlex.quote(other)}@by-hand && : > {calls}")
+    _passed(watch)  # this pass may have listed the stamps before the snapshot was made
+    _passed(watch)
+    seen = s.sh(f"cat {calls}").splitlines()
+    listed = {c for c in seen if " -t snapshot " in c}
+    assert listed == {f"src list -H -p -o name,guid,createtxg -t snapshot -d 1 {other}"}, seen
+    assert [c for c in seen if f"{other}@by-hand" in c], seen  # the source's newest: detailed
     code, seconds = watch.terminate()
     assert (code, seconds < EXIT_WITHIN) == (0, True), (code, seconds, watch.log.tail())

@@ -135,12 +135,12 @@ class WatchLog:
 class Watch:
     """A `reconcile watch` process on the scenario's manifests and its log."""
 
-    def __init__(self, s: Scenario, *, echo: bool = True) -> None:
+    def __init__(self, s: Scenario, *, echo: bool = True, resync: str = "1h") -> None:
         self.argv = [
             sys.executable, "-m", "reconciler", "watch",
             "-f", str(s.directory / "manifests"),
             "--lock-dir", str(s.directory / "locks"),
-            "--resync", "1h",
+            "--resync", resync,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             self.argv,

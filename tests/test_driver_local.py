@@ -21,6 +21,7 @@ import pytest
 
 from reconciler.cli import Console, main
 from reconciler.core.plan import ReceiveOptions
+from reconciler.core.scope import ObservationScope
 from reconciler.zfs import commands
 from reconciler.zfs.driver import ZfsDriver
 from reconciler.zfs.errors import (
@@ -29,8 +30,9 @@ from reconciler.zfs.errors import (
     ModifiedSinceSnapshot,
     PermissionDenied,
     SnapshotHeld,
+    StampsUnsupported,
 )
-from reconciler.zfs.parse import apply_holds, parse_holds, parse_listing
+from reconciler.zfs.parse import apply_holds, parse_holds, parse_listing, parse_stamps
 from reconciler.zfs.pipeline import TransferProgress
 from reconciler.zfs.port import SendRequest
 from reconciler.zfs.runner import LocalRunner
@@ -50,6 +52,8 @@ def listed(name):  # a captured listing, as the columns and names of this call a
     rows = [line.split("\\t") for line in body(name).splitlines()]
     if args[args.index("-o") + 1] == "name,guid,createtxg":
         rows = [[row[0], row[2], row[3]] for row in rows]
+    if args[args.index("-t") + 1] == "snapshot":
+        rows = [row for row in rows if "@" in row[0]]
     named = args[args.index("-t") + 2 :]
     if named and "-r" not in args and "-d" not in args:  # the named datasets alone
         rows = [row for row in rows if row[0] in named]
@@ -63,7 +67,9 @@ if os.path.exists(refuse):
         lines = f.readlines()
     sys.stderr.write("".join(lines[2:]))
     sys.exit(int(lines[1].split(":")[1]))
-if args[0] == "list" and "-d" not in args:
+if args[0] == "list" and "snapshots_changed" in args[args.index("-o") + 1]:
+    sys.stdout.write(body("zfs-list-stamps.txt"))
+elif args[0] == "list" and "-d" not in args:
     sys.stdout.write(listed("zfs-list-observe.txt"))
 elif args[0] == "holds":
     sys.stdout.write(body("zfs-holds-observe.txt"))
@@ -172,6 +178,40 @@ def test_observing_some_filesystems_keeps_what_zfs_listed_beside_a_missing_one(
     _refuse(tmp_path, "list", "permission-denied-not-root.txt")
     with pytest.raises(PermissionDenied):
         driver.observe_filesystems(["src/depth/fs"])
+
+
+def test_the_stamp_listing_and_the_snapshots_of_the_filesystems_it_names(
+    fake_zfs: tuple[str, ...], tmp_path: Path
+) -> None:
+    driver = ZfsDriver(LocalRunner("nas"), fake_zfs)
+    stamped = driver.list_stamps(ObservationScope.of(["src"]))
+    expected = parse_stamps(_fixture_body("zfs-list-stamps.txt"))
+    assert stamped.state.host == "nas" and dict(stamped.state.filesystems) == expected.filesystems
+    assert stamped.stamps == expected.stamps
+    _refuse(tmp_path, "list", "list-depth1-missing.txt")  # exit 1 after the listing
+    found = driver.list_snapshots(["src/depth/fs", "src/depth/missing"])
+    assert {fs: [v.name for v in versions] for fs, versions in found.items()} == {
+        "src/depth/fs": ["s1", "s2"]
+    }
+    assert _calls(tmp_path) == [
+        [*commands.list_versions(["src"], commands.STAMP_COLUMNS, commands.STAMP_TYPES)],
+        [
+            "list",
+            "-H",
+            "-p",
+            "-o",
+            "name,guid,createtxg",
+            "-t",
+            "snapshot",
+            "-d",
+            "1",
+            "src/depth/fs",
+            "src/depth/missing",
+        ],
+    ]
+    _refuse(tmp_path, "list", "list-invalid-property.txt")
+    with pytest.raises(StampsUnsupported, match="invalid property"):
+        driver.list_stamps(ObservationScope.of(["src"]))
 
 
 def test_every_command_starts_with_the_hosts_zfs_command(

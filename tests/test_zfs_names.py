@@ -6,13 +6,20 @@ anything else."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.state import FilesystemState, Version, VersionKind
-from reconciler.zfs.parse import ListingParseError, parse_listing, parse_names, with_details
+from reconciler.core.state import FilesystemState, Stamp, Version, VersionKind
+from reconciler.zfs.parse import (
+    ListingParseError,
+    parse_listing,
+    parse_names,
+    parse_stamps,
+    with_details,
+)
 
 S, B = VersionKind.SNAPSHOT, VersionKind.BOOKMARK
 ROWS = (
@@ -121,3 +128,44 @@ def test_a_listing_that_is_not_ascii_is_refused_with_its_line() -> None:
     row = "tank\tfilesystem\t1\t2\t3\t-\t0\t0\t-\t-\n"
     with pytest.raises(ListingParseError, match="line 2: not ASCII"):
         parse_listing((row + row.replace("tank", "t\u00e9")).encode(), "nas")
+
+
+STAMPS = Path(__file__).parent / "fixtures" / "zfs" / "zfs-list-stamps.txt"
+
+
+def test_the_stamp_listing_gives_filesystems_their_bookmarks_and_stamps() -> None:
+    """Captured on OpenZFS 2.3.2 after a `zfs promote src/c` (its origin `src/a` now has
+    `origin` src/c@2) and a bookmark of src/c; `src` never had a snapshot."""
+    listing = parse_stamps(STAMPS.read_text().split("\n", 1)[1], "nas")
+    assert list(listing.filesystems) == ["src", "src/a", "src/c", "src/c/kid", "src/v"]
+    assert listing.filesystems["src/c"].versions == (
+        Version(VersionKind.BOOKMARK, "m2", 9095478809446590307, 16, 0),
+    )
+    assert all(not s.versions for n, s in listing.filesystems.items() if n != "src/c")
+    assert listing.stamps["src"] == Stamp(2040768964604995882, None, None)
+    assert listing.stamps["src/a"] == Stamp(5573349116097553269, 1796457367, "src/c@2")
+    assert listing.stamps["src/v"] == Stamp(16387077791277903911, 1796457410, None)
+    assert set(listing.stamps) == set(listing.filesystems)
+
+
+@pytest.mark.parametrize(
+    ("output", "line", "what"),
+    [
+        ("tank\t1\t2\t3\t-\ntank/a\t1\t2\t3\n", 2, "expected 5 tab-separated columns, found 4"),
+        ("tank\t1\t2\tyesterday\t-\n", 1, "not a number"),
+        ("tank\tx\t2\t3\t-\n", 1, "not a number"),
+        ("tank\t1\t2\t" + "9" * 5000 + "\t-\n", 1, "not a number"),
+        ("tank\t1\t2\t-3\t-\n", 1, "not a number"),
+        ("tank\t1\t2\t3\t-\ntank/\u00e9\t1\t2\t3\t-\n", 2, "not ASCII"),
+    ],
+)
+def test_a_malformed_stamp_row_is_refused_with_its_line(output: str, line: int, what: str) -> None:
+    with pytest.raises(ListingParseError, match=f"line {line}: {what}"):
+        parse_stamps(output.encode(), "nas")
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=300))
+def test_any_bytes_in_the_stamp_listing_parse_or_are_refused(raw: bytes) -> None:
+    with contextlib.suppress(ListingParseError):
+        parse_stamps(raw, "nas")

@@ -88,6 +88,7 @@ EXPECTED: dict[str, type[ZFSError]] = {
     "snapshot-exists.txt": DatasetExists,
     "snapshot-filesystem-missing.txt": DatasetNotFound,
     "list-depth1-missing.txt": DatasetNotFound,
+    "list-invalid-property.txt": ZFSError,  # the driver then raises StampsUnsupported
     "snapshot-out-of-space.txt": NoSpace,
     "ssh-connection-refused.txt": HostUnreachable,
     "ssh-publickey-denied.txt": HostUnreachable,

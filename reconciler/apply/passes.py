@@ -34,6 +34,7 @@ from reconciler.manifest.models import Host, Manifests
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.observe import observe_hosts
 from reconciler.zfs.port import ZFS
+from reconciler.zfs.stamps import VersionCache
 
 Connect = Callable[[Host], ZFS]
 # the Host manifests a pass touches → a context that holds their locks (raises if it cannot)
@@ -45,12 +46,15 @@ class Dependencies:
     """What a pass needs from outside: `connect` turns a Host manifest into a ZFS port (the
     real driver or a test's model); once `cancel` is set no further action starts and running
     transfers are stopped by their driver; `lock`, when given, holds the hosts' locks around an
-    applying pass; `on_result` sees each action's result as it finishes."""
+    applying pass; `on_result` sees each action's result as it finishes; `versions`, the
+    control loop's, lets a pass skip listing the snapshots of filesystems whose
+    `snapshots_changed` did not move (`zfs/stamps.py`)."""
 
     connect: Connect
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: Locker | None = None
     on_result: EventSink | None = None
+    versions: VersionCache | None = None  # the loop's: snapshots of unchanged filesystems
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,11 @@ def hosts_of(policies: Sequence[PolicyIntent]) -> list[str]:
 
 
 def _observe(
-    manifests: Manifests, policies: Sequence[PolicyIntent], connect: Connect, now: int
+    manifests: Manifests,
+    policies: Sequence[PolicyIntent],
+    connect: Connect,
+    now: int,
+    versions: VersionCache | None = None,
 ) -> tuple[dict[str, ZFS], Observed]:
     """Connect to and observe every host the policies touch, each within what the policies
     touch there (`core.scope`), with the details of the snapshots a plan at `now` reads
@@ -101,7 +109,7 @@ def _observe(
         except ZFSError as error:
             failures[name] = str(error)
     observed = observe_hosts(
-        hosts, failures, scopes, lambda seen: needed_details(policies, seen, now)
+        hosts, failures, scopes, lambda seen: needed_details(policies, seen, now), versions
     )
     for name, state in observed.hosts.items():
         if state.error is not None:
@@ -124,7 +132,7 @@ def run_pass(
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
-        hosts, observed = _observe(manifests, selected, deps.connect, now)
+        hosts, observed = _observe(manifests, selected, deps.connect, now, deps.versions)
         plan = plan_intents(selected, observed, now)
         if not apply:
             return PassResult(selected, observed, plan)

@@ -1,7 +1,8 @@
 """Observed state: what a pass saw on each host, as frozen values.
 
 Owned here: `Version` (a snapshot or bookmark), `FilesystemState`, `HostState`, `Observed`,
-and `ResumeToken` (a decoded `receive_resume_token`). Produced by the zfs layer's observers
+`ResumeToken` (a decoded `receive_resume_token`) and `Stamp` (a filesystem's
+`snapshots_changed`). Produced by the zfs layer's observers
 (the real driver or the in-memory model) and consumed by the pure planner.
 
 Versions of a filesystem are kept ordered by createtxg (never by name or time). A snapshot and
@@ -145,6 +146,17 @@ def completed(
         resume_token=detailed.resume_token,
         encrypted=detailed.encrypted,
     )
+
+
+class Stamp(NamedTuple):
+    """A filesystem's GUID, `snapshots_changed` (UNIX seconds, whole; None while zfs shows
+    `-`) and `origin` (None for `-`) as one listing saw them. The stamp moves to the second of
+    every snapshot created, destroyed, renamed or received in it, but not when `zfs promote`
+    hands it its origin's snapshots: then its origin changes (docs/zfs-verified.md §29)."""
+
+    guid: int
+    changed: int | None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

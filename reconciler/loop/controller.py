@@ -8,9 +8,10 @@ clock, the manifest watcher and the signals; tests wire the in-memory ZFS and a 
 How it works (docs/loop.md says it for users):
 - Watchers, timers and signals only enqueue a policy name with a reason, in a de-duplicating
   queue (`loop/queue.py`). A worker takes a name and runs one pass for that policy through
-  `apply/passes.run_pass`: it observes ZFS again and plans from scratch; nothing observed
-  before is reused. Nothing survives a restart but what ZFS holds: a new loop passes every
-  policy at once.
+  `apply/passes.run_pass`: it observes ZFS again and plans from scratch; of what was observed
+  before, only the snapshot names of filesystems whose `snapshots_changed` shows no change
+  are reused (`zfs/stamps.VersionCache`, one for the loop's life). Nothing survives a
+  restart but what ZFS holds: a new loop passes every policy at once.
 - After each pass the policy is queued again for the earliest of: its next scheduled snapshot
   (`core/wakeups.next_snapshot_due`), the periodic resync (`--resync`), and, after a transient
   error, a retry with capped, jittered exponential backoff. A permanent error (a conflict, a
@@ -60,6 +61,7 @@ from reconciler.zfs.errors import (
     StreamInterrupted,
     ZFSError,
 )
+from reconciler.zfs.stamps import VersionCache
 
 DEFAULT_RESYNC = 600  # seconds: repair drift made by hand at least this often
 SHUTDOWN_GRACE = 8.0  # seconds a stopping loop waits for its passes (the contract says 10)
@@ -128,6 +130,7 @@ class Controller:
         self._reload_mutex = threading.Lock()  # one reload at a time
         self._current: _Generation | None = None
         self._state = LoopState(started=services.clock.time())
+        self._versions = VersionCache()  # snapshots of unchanged filesystems, across passes
         # whether two policies overlap, per generation: read and written under the queue's lock
         self._overlaps: dict[tuple[str, str], bool] = {}
         self._pass_ids = itertools.count(1)
@@ -388,7 +391,10 @@ class Controller:
 
     def _dependencies(self) -> Dependencies:
         return Dependencies(
-            connect=self.services.connect, cancel=self.services.cancel, lock=self.services.lock
+            connect=self.services.connect,
+            cancel=self.services.cancel,
+            lock=self.services.lock,
+            versions=self._versions,
         )
 
     def _classify(self, result: PassResult) -> tuple[Outcome, str, str | None]:

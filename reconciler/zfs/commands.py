@@ -58,6 +58,15 @@ LIST_COLUMNS: tuple[str, ...] = (
     "encryptionroot",
 )
 LIST_TYPES = "filesystem,volume,snapshot,bookmark"
+
+# The stamp listing of the control loop (`zfs/stamps.py`): filesystems with their
+# `snapshots_changed` (OpenZFS >= 2.2; whole UNIX seconds, `-` before any change) and `origin`
+# (which `zfs promote` changes without moving the stamp, §29), and their bookmarks, without
+# their snapshots, whose cheap listing (`NAME_COLUMNS`, `-t snapshot -d 1`) then names only the
+# filesystems whose stamp moved.
+STAMP_COLUMNS: tuple[str, ...] = ("name", "guid", "createtxg", "snapshots_changed", "origin")
+STAMP_TYPES = "filesystem,volume,bookmark"
+SNAPSHOT_TYPES = "snapshot"
 GET_COLUMNS = "name,property,value,source"
 
 # The cheap listing: zfs answers these three columns without reading each version's property
@@ -68,12 +77,15 @@ NAME_COLUMNS: tuple[str, ...] = ("name", "guid", "createtxg")
 
 
 def list_versions(
-    roots: Sequence[str] = (), columns: Sequence[str] = LIST_COLUMNS
+    roots: Sequence[str] = (),
+    columns: Sequence[str] = LIST_COLUMNS,
+    types: str = LIST_TYPES,
 ) -> tuple[str, ...]:
     """`zfs list -H -p -o LIST_COLUMNS -t filesystem,volume,snapshot,bookmark [-r ROOT...]`
-    (or `columns`, such as `NAME_COLUMNS`, instead). Without roots, zfs lists every pool.
-    Roots inside another root are left out (zfs would list them twice)."""
-    argv = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES)
+    (or `columns`, such as `NAME_COLUMNS`, and `types`, such as `STAMP_TYPES`, instead).
+    Without roots, zfs lists every pool. Roots inside another root are left out (zfs would
+    list them twice)."""
+    argv = ("list", "-H", "-p", "-o", ",".join(columns), "-t", types)
     kept = _outermost([_dataset(root) for root in roots])
     return (*argv, "-r", *kept) if kept else argv
 
@@ -82,11 +94,13 @@ def list_filesystems(
     filesystems: Sequence[str],
     max_bytes: int = ARG_MAX_BYTES,
     columns: Sequence[str] = LIST_COLUMNS,
+    types: str = LIST_TYPES,
 ) -> list[tuple[str, ...]]:
     """`zfs list -H -p -o LIST_COLUMNS -t ... -d 1 fs1 fs2 ...`: those filesystems with their
-    snapshots and bookmarks (and their children's own rows), in as many calls as the argument
-    budget needs. zfs lists the ones that exist even when others do not (and then exits 1)."""
-    fixed = ("list", "-H", "-p", "-o", ",".join(columns), "-t", LIST_TYPES, "-d", "1")
+    snapshots and bookmarks (and their children's own rows; of the `types` asked), in as many
+    calls as the argument budget needs. zfs lists the ones that exist even when others do not
+    (and then exits 1)."""
+    fixed = ("list", "-H", "-p", "-o", ",".join(columns), "-t", types, "-d", "1")
     names = [_dataset(name) for name in dict.fromkeys(filesystems)]
     return _batches(fixed, names, max_bytes)
 

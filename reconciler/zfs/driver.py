@@ -13,7 +13,10 @@ scope, one `zfs list` of the whole host. A pass observes in two steps instead:
 without reading each version's properties), and `add_details` one `zfs list` naming every
 filesystem of it and the snapshots the pass needs in detail (`core/details.py`) with all the
 observe columns, plus the `zfs holds` of those that have holds: three processes in all.
-`observe_filesystems` lists the filesystems it is
+The control loop observes through `zfs/stamps.py` instead: `list_stamps(scope)` lists the
+filesystems with their `snapshots_changed` and bookmarks only (`-t filesystem,volume,bookmark`),
+and `list_snapshots` the cheap snapshot rows of only the filesystems whose stamp moved (`-t
+snapshot -d 1 FS...`). `observe_filesystems` lists the filesystems it is
 given (`zfs list -d 1 fs...`) and their holds. `send` starts nothing: it
 returns a `PendingSend` naming the sender's command; the target's `receive` starts both ends
 as one OS pipeline (`zfs/pipeline.py`), so a transfer between hosts never passes through
@@ -31,11 +34,17 @@ from dataclasses import dataclass
 
 from reconciler.core.plan import ReceiveOptions
 from reconciler.core.scope import ObservationScope
-from reconciler.core.state import FilesystemState, HostState
+from reconciler.core.state import FilesystemState, HostState, Version
 from reconciler.zfs import commands, parse
-from reconciler.zfs.errors import DatasetExists, DatasetNotFound, StreamInterrupted, ZFSError
+from reconciler.zfs.errors import (
+    DatasetExists,
+    DatasetNotFound,
+    StampsUnsupported,
+    StreamInterrupted,
+    ZFSError,
+)
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
-from reconciler.zfs.port import SendRequest
+from reconciler.zfs.port import SendRequest, StampedListing
 from reconciler.zfs.runner import CommandRunner, Completed
 from reconciler.zfs.stderr import (
     classify,
@@ -103,24 +112,52 @@ class ZfsDriver:
         listing = self._scoped(scope, commands.NAME_COLUMNS, parse.parse_names)
         return HostState(host=self.host, filesystems=listing.filesystems)
 
+    def list_stamps(self, scope: ObservationScope | None = None) -> StampedListing:
+        try:
+            listing = self._scoped(
+                scope, commands.STAMP_COLUMNS, parse.parse_stamps, commands.STAMP_TYPES
+            )
+        except ZFSError as error:
+            if "bad property list: invalid property" in error.detail:  # zfs before 2.2
+                raise StampsUnsupported(
+                    self.host, "", error.detail.strip().splitlines()[0], error.command
+                ) from error
+            raise
+        return StampedListing(
+            HostState(host=self.host, filesystems=listing.filesystems), listing.stamps
+        )
+
+    def list_snapshots(self, filesystems: Sequence[str]) -> dict[str, tuple[Version, ...]]:
+        wanted = set(filesystems)
+        found: dict[str, tuple[Version, ...]] = {}
+        for args in commands.list_filesystems(
+            filesystems, columns=commands.NAME_COLUMNS, types=commands.SNAPSHOT_TYPES
+        ):
+            listed = self._run(args, "", missing_is_fine=True)
+            for name, state in parse.parse_names(listed.stdout, self.host).filesystems.items():
+                if name in wanted and state.versions:
+                    found[name] = state.versions
+        return found
+
     def _scoped(
         self,
         scope: ObservationScope | None,
         columns: Sequence[str],
         parser: Callable[[bytes, str], parse.Listing],
+        types: str = commands.LIST_TYPES,
     ) -> parse.Listing:
-        """The scope's versions with `columns`, read by `parser`: one `zfs list -r` of its
-        subtrees (one that does not exist is empty) and the single filesystems alone (`zfs
-        list -d 1`); without a scope, the whole host."""
+        """The scope's versions of `types` with `columns`, read by `parser`: one `zfs list
+        -r` of its subtrees (one that does not exist is empty) and the single filesystems
+        alone (`zfs list -d 1`); without a scope, the whole host."""
         if scope is None or scope.everything:
-            listed = self._run(commands.list_versions(self.roots, columns), "")
+            listed = self._run(commands.list_versions(self.roots, columns, types), "")
             return parser(listed.stdout, self.host)
         listings: list[parse.Listing] = []
         if scope.subtrees:
-            args = commands.list_versions(scope.subtrees, columns)
+            args = commands.list_versions(scope.subtrees, columns, types)
             listings.append(parser(self._run(args, "", missing_is_fine=True).stdout, self.host))
         if scope.filesystems:
-            listings.append(self._list_alone(scope.filesystems, columns, parser))
+            listings.append(self._list_alone(scope.filesystems, columns, parser, types))
         return parse.merged(listings)
 
     def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
@@ -144,12 +181,13 @@ class ZfsDriver:
         filesystems: Sequence[str],
         columns: Sequence[str] = commands.LIST_COLUMNS,
         parser: Callable[[bytes, str], parse.Listing] = parse.parse_listing,
+        types: str = commands.LIST_TYPES,
     ) -> parse.Listing:
         """Those of `filesystems` that exist with their versions (`zfs list -d 1`, in as
         many calls as the argument budget needs), without the children that listing adds."""
         wanted = set(filesystems)
         listings = []
-        for args in commands.list_filesystems(filesystems, columns=columns):
+        for args in commands.list_filesystems(filesystems, columns=columns, types=types):
             listed = self._run(args, "", missing_is_fine=True)
             listings.append(parser(listed.stdout, self.host).only(wanted))
         return parse.merged(listings)

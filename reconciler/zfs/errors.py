@@ -72,3 +72,7 @@ class PermissionDenied(ZFSError):
 
 class HostUnreachable(ZFSError):
     """The host could not be reached at all."""
+
+
+class StampsUnsupported(ZFSError):
+    """zfs has no `snapshots_changed` (OpenZFS before 2.2): the stamp listing cannot be made."""

@@ -13,7 +13,10 @@ host is observed in two steps: `list_versions` (every version by name, GUID and 
 cheap), then `add_details` for the snapshots `needed` names in what all hosts listed. The
 filesystems' own properties come with the details; when they change what is needed (a resume
 token names a snapshot not asked for yet), the hosts concerned are asked once more for those.
-Without `needed`, each host is observed whole in one step (`observe`).
+Without `needed`, each host is observed whole in one step (`observe`). With a `cache` (the
+control loop's `zfs/stamps.VersionCache`), the first step re-lists only the snapshots of
+filesystems whose `snapshots_changed` moved; a filesystem the details step finds a snapshot
+missing from is forgotten by the cache, so the next pass lists it again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from reconciler.core.scope import ObservationScope
 from reconciler.core.state import HostState, Observed
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.port import ZFS
+from reconciler.zfs.stamps import VersionCache
 
 Needed = Callable[[Observed], Mapping[str, Collection[str]]]
 
@@ -35,6 +39,7 @@ def observe_hosts(
     unconnected: Mapping[str, str] | None = None,
     scopes: Mapping[str, ObservationScope] | None = None,
     needed: Needed | None = None,
+    cache: VersionCache | None = None,
 ) -> Observed:
     """Each host's state, within its scope (`scopes`; a host without one is listed whole);
     `unconnected` are the hosts that could not be connected, with why,
@@ -50,14 +55,22 @@ def observe_hosts(
     if needed is None:
         states = _each(hosts, lambda name, host: host.observe(scope(name)))
         return _observed(states, unconnected)
-    states = _each(hosts, lambda name, host: host.list_versions(scope(name)))
+    if cache is None:
+        states = _each(hosts, lambda name, host: host.list_versions(scope(name)))
+    else:
+        states = _each(hosts, lambda name, host: cache.list_versions(host, scope(name)))
     listed = needed(_observed(states, unconnected))
     asked = {name: frozenset(names) for name, names in listed.items()}
+    cheap = states
     states = _each(
         {name: host for name, host in hosts.items() if states[name].reachable},
         lambda name, host: host.add_details(states[name], asked.get(name, frozenset())),
         states,
     )
+    if cache is not None:
+        for name, state in states.items():
+            if state.reachable and cheap[name].reachable:
+                cache.forget(name, _shrunk(cheap[name], state))
     if not any(fs.resume_token for state in states.values() for fs in state.filesystems.values()):
         return _observed(states, unconnected)  # only a resume token can ask for more
     more = {
@@ -73,6 +86,17 @@ def observe_hosts(
             states,
         )
     return _observed(states, unconnected)
+
+
+def _shrunk(listed: HostState, detailed: HostState) -> list[str]:
+    """The filesystems of `listed` that `detailed` lacks or has fewer versions of: a snapshot
+    destroyed between the two steps, or one a stale cache said was there."""
+    return [
+        name
+        for name, state in listed.filesystems.items()
+        if (found := detailed.filesystems.get(name)) is None
+        or len(found.versions) < len(state.versions)
+    ]
 
 
 def _each(

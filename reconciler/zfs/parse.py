@@ -65,6 +65,7 @@ from reconciler.core.state import (
     FilesystemKind,
     FilesystemState,
     ResumeToken,
+    Stamp,
     Version,
     VersionKind,
     completed,
@@ -111,12 +112,15 @@ class Listing:
 
     filesystems: dict[str, FilesystemState]
     held: tuple[str, ...] = ()
+    # the stamp listing's (`parse_stamps`): filesystem → (its GUID, `snapshots_changed` or None)
+    stamps: dict[str, Stamp] = field(default_factory=dict)
 
     def only(self, filesystems: Collection[str]) -> Listing:
         """This listing restricted to `filesystems` (and the held snapshots of those)."""
         return Listing(
             {name: state for name, state in self.filesystems.items() if name in filesystems},
             tuple(full for full in self.held if full.partition("@")[0] in filesystems),
+            {name: stamp for name, stamp in self.stamps.items() if name in filesystems},
         )
 
 
@@ -127,11 +131,14 @@ def merged(listings: Sequence[Listing]) -> Listing:
         return listings[0]
     filesystems: dict[str, FilesystemState] = {}
     held: dict[str, None] = {}
+    stamps: dict[str, Stamp] = {}
     for listing in listings:
         for name, state in listing.filesystems.items():
             filesystems.setdefault(name, state)
         held.update(dict.fromkeys(listing.held))
-    return Listing(dict(sorted(filesystems.items())), tuple(held))
+        for name, stamp in listing.stamps.items():
+            stamps.setdefault(name, stamp)
+    return Listing(dict(sorted(filesystems.items())), tuple(held), stamps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +202,46 @@ class ListingParser:
             for chunk in _chunks(data, self._chunk_bytes, end):
                 line += self._builder.add_chunk(line, chunk)
         self._line = line
+
+
+def parse_stamps(output: bytes | str, host: str = "") -> Listing:
+    """`zfs list -H -p -o name,guid,createtxg,snapshots_changed,origin -t
+    filesystem,volume,bookmark` → the Listing `parse_names` makes of the first three columns
+    (filesystems with their bookmarks), with each filesystem's `Stamp` in `stamps` (None for a
+    `-`). Raises ListingParseError as `parse_names` does, and for a stamp that is not a number
+    or `-`."""
+    data = output.encode() if isinstance(output, str) else output
+    _refuse_non_ascii(data, host, 1)
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    rows = [line.split(b"\t") for line in lines]
+    stamps: dict[str, Stamp] = {}
+    for number, row in enumerate(rows, 1):
+        if len(row) != 5:
+            raise ListingParseError(
+                host,
+                number,
+                f"expected 5 tab-separated columns, found {len(row)}: {_text(lines[number - 1])!r}",
+            )
+        name, guid, _, stamp, origin = row
+        if b"@" in name or b"#" in name or b"%" in name:
+            continue
+        digits = guid.isdigit() and (stamp.isdigit() or stamp == b"-")
+        try:
+            if not digits:
+                raise ValueError(stamp)
+            stamps[name.decode()] = Stamp(
+                int(guid),
+                int(stamp) if stamp != b"-" else None,
+                origin.decode() if origin not in _UNSET else None,
+            )
+        except ValueError:  # not digits, or more digits than int() takes
+            raise ListingParseError(
+                host, number, f"not a number in {_text(lines[number - 1])!r}"
+            ) from None
+    listing = parse_names(b"".join(b"\t".join(row[:3]) + b"\n" for row in rows), host)
+    return Listing(listing.filesystems, listing.held, stamps)
 
 
 def parse_names(output: bytes | str, host: str = "") -> Listing:

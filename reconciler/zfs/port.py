@@ -11,13 +11,13 @@ names without sigil (`zr_20261126T041500Z`); `version` is a short name with its 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.core.plan import ReceiveOptions, SendOptions
 from reconciler.core.scope import ObservationScope
-from reconciler.core.state import FilesystemState, HostState
+from reconciler.core.state import FilesystemState, HostState, Stamp, Version
 from reconciler.zfs.errors import ZFSError
 
 
@@ -31,6 +31,15 @@ class SendRequest:
     intermediates: bool = False  # -I instead of -i
     resume_token: str | None = None
     options: SendOptions = field(default_factory=SendOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class StampedListing:
+    """`ZFS.list_stamps`: every filesystem of a scope with its bookmarks only (as
+    `list_versions` shows them), and each filesystem's `Stamp`."""
+
+    state: HostState
+    stamps: Mapping[str, Stamp]
 
 
 class SendStream(Protocol):
@@ -53,6 +62,16 @@ class ZFS(Protocol):
         only. Everything else (a filesystem's kind, `written`, resume token and encryption; a
         version's creation, written, referenced and holds) keeps its default until
         `add_details`."""
+        ...
+
+    def list_stamps(self, scope: ObservationScope | None = None) -> StampedListing:
+        """`list_versions(scope)` without the snapshots, with each filesystem's GUID and
+        `snapshots_changed`. Raises `StampsUnsupported` where zfs has no such property."""
+        ...
+
+    def list_snapshots(self, filesystems: Sequence[str]) -> dict[str, tuple[Version, ...]]:
+        """The snapshots of each of `filesystems` as `list_versions` shows them, by filesystem;
+        one without snapshots, or gone, is absent."""
         ...
 
     def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:

@@ -37,6 +37,7 @@ A resume token is read again after every failed resume: real zfs rewrites it on 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -160,6 +161,48 @@ def resume(src: ContractHost, dst: ContractHost, target: str, *, force: bool = F
 
 
 # -- observe and snapshot -------------------------------------------------------------------
+
+
+def check_the_stamp_listing_and_the_snapshots_of_some_filesystems(make: HostFactory) -> None:
+    """`list_stamps` shows the scope's filesystems with their bookmarks and no snapshot, and
+    each one's `snapshots_changed`: `-` before any snapshot, the second of the last snapshot
+    made, destroyed or received, unmoved by a bookmark or a hold. `list_snapshots` lists the
+    snapshots of the filesystems it names, not of their children, as `list_versions` does."""
+    src, dst = pair(make)
+    fs = filesystem(src, "data")
+    child = filesystem(src, "data/child", "c1")
+    scope = ObservationScope.of([fs])
+    fresh = src.list_stamps(scope)
+    assert sorted(fresh.state.filesystems) == sorted(fresh.stamps) == [fs, child]
+    assert fresh.stamps[fs].changed is None and fresh.stamps[fs].origin is None
+    time.sleep(1.1)  # real zfs stamps whole seconds: each change below comes in a new one
+    src.snapshot([fs], "s1")
+    made = src.list_stamps(scope).stamps[fs]
+    assert made.changed is not None and made.guid == fresh.stamps[fs].guid
+    src.bookmark(fs, "s1", "s1-mark")
+    src.hold(fs, "s1", "keep")
+    listed = src.list_stamps(scope)
+    assert listed.stamps[fs] == made
+    assert [v.name for v in listed.state.filesystems[fs].versions] == ["s1-mark"]
+    whole = src.list_versions(scope)
+    assert src.list_snapshots([fs, f"{src.root}/missing"]) == {fs: whole.filesystems[fs].snapshots}
+    assert src.list_snapshots([child]) == {child: whole.filesystems[child].snapshots}
+    assert src.list_snapshots([]) == {}
+    time.sleep(1.1)
+    src.snapshot([fs], "s2")
+    src.destroy(fs, ["@s2"])
+    destroyed = src.list_stamps(scope).stamps[fs].changed
+    assert destroyed is not None and destroyed > made.changed
+    target = f"{dst.root}/copy"
+    replicate(src, dst, fs, target, "s1")
+    received = dst.list_stamps(ObservationScope.of([target])).stamps[target]
+    assert received.changed is not None
+    time.sleep(1.1)
+    src.release(fs, "s1", "keep")
+    src.snapshot([fs], "s3")
+    replicate(src, dst, fs, target, "s3", "@s1")
+    again = dst.list_stamps(ObservationScope.of([target])).stamps[target]
+    assert again.changed is not None and again.changed > received.changed
 
 
 def check_observe_reports_versions_holds_and_written(make: HostFactory) -> None:
@@ -834,6 +877,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_observe_reports_versions_holds_and_written,
     check_observing_some_filesystems_shows_only_those_that_exist,
     check_the_cheap_listing_and_the_details_make_the_observation,
+    check_the_stamp_listing_and_the_snapshots_of_some_filesystems,
     check_observing_a_scope_lists_only_what_it_names,
     check_snapshot_of_many_filesystems_is_atomic,
     check_versions_are_ordered_by_createtxg_not_name,

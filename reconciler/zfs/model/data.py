@@ -84,6 +84,8 @@ class FsRecord:
     encrypted: bool = False
     key_loaded: bool = True
     partial: PartialReceive | None = None
+    guid: int = 0  # the filesystem's own (`HostData.new_filesystem_guid`)
+    snapshots_changed: int | None = None  # as zfs: the second of the last snapshot change
 
     def snapshot(self, name: str) -> SnapRecord | None:
         return next((s for s in self.snapshots if s.name == name), None)
@@ -112,6 +114,8 @@ class HostData:
         self.pools: set[str] = set()
         self.txg = 1
         self.rng = random.Random(f"{seed}:{host}")  # host in the seed: no GUID shared by chance
+        # filesystems' GUIDs from their own generator: snapshot GUIDs stay what they were
+        self.filesystem_rng = random.Random(f"{seed}:{host}:filesystems")
         self.clock: int | None = None
         self.interrupt_after: int | None = None
         self.unreachable: str | None = None
@@ -124,8 +128,17 @@ class HostData:
     def new_guid(self) -> int:
         return self.rng.getrandbits(64) or 1
 
+    def new_filesystem_guid(self) -> int:
+        return self.filesystem_rng.getrandbits(64) or 1
+
     def creation(self, txg: int) -> int:
         return self.clock if self.clock is not None else BASE_EPOCH + txg
+
+    def snapshots_changed(self, fs: FsRecord) -> None:
+        """`fs`'s snapshots were just created, destroyed or received: its stamp moves to the
+        current second (the test's clock, else the txg's time), as `snapshots_changed` does;
+        two changes within one second leave it the same."""
+        fs.snapshots_changed = self.creation(self.txg)
 
     def new_content(self, previous: str, nbytes: int) -> str:
         self._writes += 1

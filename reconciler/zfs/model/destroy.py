@@ -44,6 +44,8 @@ def destroy_versions(data: HostData, filesystem: str, versions: Sequence[str]) -
     for mark in marks:
         del fs.bookmarks[mark]
     data.next_txg()
+    if found:
+        data.snapshots_changed(fs)
 
 
 def rollback(data: HostData, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
@@ -69,6 +71,8 @@ def rollback(data: HostData, filesystem: str, snapshot: str, destroy_newer: bool
     for mark in marks:
         del fs.bookmarks[mark.name]
     data.next_txg()
+    if len(busy) < len(newer):
+        data.snapshots_changed(fs)
     if busy:
         raise _held(data, fs, busy, _BUSY)
     fs.content, fs.written, fs.referenced = target.content, 0, target.referenced

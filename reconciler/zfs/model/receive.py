@@ -239,6 +239,7 @@ def _new_filesystem(data: HostData, target: str, stream: ModelStream) -> FsRecor
     parent = data.filesystems[parent_of(target)]
     record = FsRecord(
         name=target,
+        guid=data.new_filesystem_guid(),
         kind=stream.kind,
         encrypted=stream.raw or parent.encrypted,
         key_loaded=not stream.raw and (parent.key_loaded or not parent.encrypted),
@@ -271,6 +272,7 @@ def _complete(
     )
     fs.content, fs.written, fs.referenced = snap.content, 0, snap.referenced
     fs.partial = None
+    data.snapshots_changed(fs)
     _apply_properties(fs, properties, options)
 
 

@@ -11,7 +11,8 @@ test's `clock` when set, else derived from the txg.
 
 Besides the port, test-setup helpers (not part of the port): `create_pool`, `create_volume`,
 `create_encrypted`, `load_key` / `unload_key`, `write`, `set_property` / `get_property`,
-`fingerprint`, `interrupt_next_receive`, `set_unreachable`, and the `clock` attribute.
+`fingerprint`, `interrupt_next_receive`, `set_unreachable`, and the `clock` and
+`stamps_supported` attributes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Concatenate, ParamSpec, TypeVar
 
 from reconciler.core.plan import ReceiveOptions
@@ -27,6 +29,7 @@ from reconciler.core.state import (
     FilesystemKind,
     FilesystemState,
     HostState,
+    Stamp,
     Version,
     VersionKind,
     bare,
@@ -34,13 +37,19 @@ from reconciler.core.state import (
     short_names_by_filesystem,
     sort_versions,
 )
-from reconciler.zfs.errors import DatasetExists, DatasetNotFound, HoldNotFound, ZFSError
+from reconciler.zfs.errors import (
+    DatasetExists,
+    DatasetNotFound,
+    HoldNotFound,
+    StampsUnsupported,
+    ZFSError,
+)
 from reconciler.zfs.model import receive as model_receive
 from reconciler.zfs.model.data import FsRecord, HostData, MarkRecord, SnapRecord, parent_of
 from reconciler.zfs.model.destroy import destroy_versions, rollback
 from reconciler.zfs.model.send import build_stream
 from reconciler.zfs.model.stream import ModelStream, decode_token
-from reconciler.zfs.port import SendRequest, SendStream
+from reconciler.zfs.port import SendRequest, SendStream, StampedListing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +72,7 @@ class ModelZFS:
     def __init__(self, host: str, *, seed: int = 0) -> None:
         self._data = HostData(host, seed)
         self._lock = threading.RLock()
+        self.stamps_supported = True  # False: zfs before 2.2, without `snapshots_changed`
 
     # -- test setup (not part of the port) ------------------------------------------------
 
@@ -80,7 +90,7 @@ class ModelZFS:
         if "/" in name or name in self._data.pools:
             raise self._data.error(ZFSError, name, f"cannot create '{name}': pool already exists")
         self._data.pools.add(name)
-        self._data.filesystems[name] = FsRecord(name=name)
+        self._data.filesystems[name] = FsRecord(name=name, guid=self._data.new_filesystem_guid())
         self._data.next_txg()
 
     def create_volume(self, name: str) -> None:
@@ -173,6 +183,40 @@ class ModelZFS:
         )
 
     @_locked
+    def list_stamps(self, scope: ObservationScope | None = None) -> StampedListing:
+        data = self._data
+        data.check_reachable()
+        if not self.stamps_supported:
+            raise data.error(
+                StampsUnsupported,
+                "",
+                "bad property list: invalid property 'snapshots_changed'",
+            )
+        listed = self.list_versions(scope)
+        return StampedListing(
+            state=HostState(
+                host=self.host,
+                filesystems={
+                    name: replace(state, versions=state.bookmarks)
+                    for name, state in listed.filesystems.items()
+                },
+            ),
+            stamps={
+                name: Stamp(data.filesystems[name].guid, data.filesystems[name].snapshots_changed)
+                for name in listed.filesystems
+            },
+        )
+
+    @_locked
+    def list_snapshots(self, filesystems: Sequence[str]) -> dict[str, tuple[Version, ...]]:
+        self._data.check_reachable()
+        known = self._data.filesystems
+        found = {
+            fs: bare(_filesystem_state(known[fs])).snapshots for fs in filesystems if fs in known
+        }
+        return {fs: snapshots for fs, snapshots in found.items() if snapshots}
+
+    @_locked
     def add_details(self, state: HostState, snapshots: Collection[str]) -> HostState:
         self._data.check_reachable()
         asked = short_names_by_filesystem(snapshots)
@@ -215,6 +259,7 @@ class ModelZFS:
         for fs in targets:
             fs.snapshots.append(_new_snapshot(data, fs, name, txg))
             fs.written = 0
+            data.snapshots_changed(fs)
 
     @_locked
     def send(self, request: SendRequest) -> SendStream:
@@ -346,7 +391,10 @@ class ModelZFS:
         if parent.kind is FilesystemKind.VOLUME:
             raise data.error(ZFSError, name, f"cannot create '{name}': parent is not a filesystem")
         data.filesystems[name] = FsRecord(
-            name=name, encrypted=parent.encrypted, key_loaded=parent.key_loaded
+            name=name,
+            guid=data.new_filesystem_guid(),
+            encrypted=parent.encrypted,
+            key_loaded=parent.key_loaded,
         )
         data.next_txg()
 
