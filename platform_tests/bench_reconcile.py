@@ -4,6 +4,8 @@
     target keeps the last one) and protected; one more `reconcile` pass (apply, nothing to
     do): wall time and how many `zfs` processes it started per host. The count comes from
     the Host's `zfsCommand`, pointed at a wrapper that logs each call and then runs zfs.
+    Then the same no-op in `reconcile watch` (in the guest), whose passes after the first
+    two list no snapshot (`zfs/stamps.py`): each pass's seconds and zfs calls.
 (b) 1 GiB full send: one filesystem with 1 GiB of random data, replicated by `reconcile`
     (its send action's own duration, from the JSON report) versus a bare `zfs send | zfs receive` of
     the same snapshot in the same guest, in the same run.
@@ -13,7 +15,8 @@ the host's Python under TCG emulation, so planning there is several times slower
 hardware; the zfs process count does not depend on that). The no-op pass runs a second time
 from the host machine over ssh to the guest's sshd: planning at native speed, zfs in the
 guest. Prints one JSON document.
-Run as `python -m platform_tests.bench_reconcile [--only noop|send]`.
+(c) `--jobs` for an incremental round: `bench_jobs`.
+Run as `python -m platform_tests.bench_reconcile [--only noop|send|jobs]`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -153,6 +157,8 @@ def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
     ssh_code, ssh_out, ssh_err, ssh_seconds = _reconcile_on_host(*ssh_args)
     ssh_calls = _lines(log)[len(calls_before) :]
     ssh_actions = len(json.loads(ssh_out)["plan"]["actions"]) if ssh_code == 0 else ssh_err[-500:]
+    _stage(f"noop: the loop, `reconcile watch --resync {WATCH_RESYNC}` for {WATCH_SECONDS} s")
+    loop = _watch_noop(guest, workdir, manifests)
     _stage("noop: the listing alone, with the observe columns and with the fast ones")
     listings = {
         columns: round(_timed_listing(guest, columns, f"{source} {root}"), 1)
@@ -177,8 +183,57 @@ def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
             "zfs_verbs": ssh_calls,
         },
         "hosts": 1,
+        "loop": loop,
         "zfs_list_seconds_by_columns": listings,
     }
+
+
+WATCH_RESYNC = "5s"
+WATCH_SECONDS = 150
+LOGGING_ZFS = """#!/bin/sh
+echo "$*" >> {log}
+exec zfs "$@"
+"""
+
+
+def _watch_noop(guest: Guest, workdir: Path, manifests: Path) -> dict[str, object]:
+    """The same no-op, passed again and again by `reconcile watch` in the guest (a snapshot
+    interval of a year, so none falls due): each pass's seconds from the loop's log, and its
+    zfs calls, told apart by what they list (the stamp listing opens every pass)."""
+    log = workdir / "zfs-watch.log"
+    wrapper = workdir / "zfs-logging"
+    wrapper.write_text(LOGGING_ZFS.format(log=log))
+    wrapper.chmod(0o755)
+    loop = workdir / "noop-watch"
+    loop.mkdir()
+    (loop / "hosts.yaml").write_text(HOSTS.format(zfs=wrapper))
+    policy = (manifests / "policy.yaml").read_text().replace("interval: 1d", "interval: 365d")
+    (loop / "policy.yaml").write_text(policy)
+    done = guest.run(
+        [
+            *("timeout", "--signal=TERM", str(WATCH_SECONDS), RECONCILE, "watch"),
+            *("-f", str(loop), "--resync", WATCH_RESYNC, "--lock-dir", str(workdir / "locks")),
+        ],
+        cwd=str(REPO),
+        timeout=WATCH_SECONDS + 120,
+    )
+    text = done.stderr.decode(errors="replace")
+    passes = [
+        {"pass": int(n), "outcome": outcome, "actions": int(actions), "seconds": float(took)}
+        for n, outcome, actions, took in re.findall(
+            r"policy noop: pass (\d+) (\w+): (\d+) actions.* in ([0-9.]+)s", text
+        )
+    ]
+    calls = log.read_text().splitlines() if log.exists() else []
+    per_pass: list[list[str]] = []
+    for call in calls:
+        if "snapshots_changed" in call:
+            per_pass.append([])
+        if per_pass:
+            words = call.split()
+            kind = "snapshots" if "-t snapshot -d 1" in call else words[0]
+            per_pass[-1].append("stamps" if "snapshots_changed" in call else kind)
+    return {"passes": passes, "zfs_calls_per_pass": per_pass}
 
 
 def _timed_listing(guest: Guest, columns: str, roots: str) -> float:
@@ -299,16 +354,90 @@ def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
     }
 
 
+JOBS = (1, 2, 4, 8)
+JOBS_FILESYSTEMS = 24
+JOBS_ROUNDS = 2
+JOBS_WRITE_MIB = 2
+
+
+def bench_jobs(guest: Guest, workdir: Path) -> dict[str, object]:
+    """(c) `--jobs` for an incremental round: JOBS_FILESYSTEMS filesystems, each with
+    JOBS_WRITE_MIB MiB of new data before every pass, one pass per `--jobs` value per round
+    (the values in turn, reversed every other round); each pass takes a due snapshot of every
+    filesystem and sends it. Wall time of each pass, and the sum of its sends' own durations
+    (from the JSON report: above the wall time when sends overlap)."""
+    source, root = "src/jobs", "dst/jobs"
+    _stage(f"jobs: creating {JOBS_FILESYSTEMS} filesystems")
+    _sh(
+        guest,
+        f"set -e; zfs create {source}; zfs create {root}; "
+        f"for i in $(seq -w 0 {JOBS_FILESYSTEMS - 1}); do zfs create {source}/fs$i; done",
+    )
+    manifests = workdir / "jobs"
+    manifests.mkdir()
+    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs="zfs"))
+    (manifests / "policy.yaml").write_text(
+        POLICY.format(
+            name="jobs",
+            filesystems=f'"{source}<": true, "{source}": false',
+            root=root,
+            initial="mostRecent",
+            keep=100,
+            target_keep=100,
+        )
+    )
+    day = [0]
+
+    def one_pass(jobs: int) -> dict[str, float]:
+        _sh(
+            guest,
+            f"for i in $(seq -w 0 {JOBS_FILESYSTEMS - 1}); do dd if=/dev/urandom "
+            f"of=/{source}/fs$i/data.$RANDOM bs=1M count={JOBS_WRITE_MIB} status=none; done; "
+            f"zpool sync; {SETTLE}",
+        )
+        day[0] += 1
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_795_000_000 + 86400 * day[0]))
+        args = ("-f", str(manifests), "--now", now, "--jobs", str(jobs), "--output", "json")
+        code, out, err, took = _reconcile(guest, *args)
+        if code != 0:
+            raise HarnessError(f"reconcile --jobs {jobs} failed ({code}): {err[-2000:]}")
+        document = json.loads(out)
+        kinds = {a["id"]: a["kind"] for a in document["plan"]["actions"]}
+        sends = [r for r in document["results"] if kinds[r["id"]] == "send"]
+        if len(sends) != JOBS_FILESYSTEMS or any(r["status"] != "ok" for r in sends):
+            raise HarnessError(f"expected {JOBS_FILESYSTEMS} successful sends: {out[-2000:]}")
+        return {"pass": took, "sends": sum(float(r["seconds"]) for r in sends)}
+
+    _stage("jobs: first replication (full sends, not timed)")
+    one_pass(4)
+    passes: dict[int, list[dict[str, float]]] = {jobs: [] for jobs in JOBS}
+    for round_number in range(1, JOBS_ROUNDS + 1):
+        order = JOBS if round_number % 2 else tuple(reversed(JOBS))
+        for jobs in order:
+            _stage(f"jobs: round {round_number}: --jobs {jobs}")
+            passes[jobs].append(one_pass(jobs))
+    return {
+        "filesystems": JOBS_FILESYSTEMS,
+        "write_mib_per_filesystem": JOBS_WRITE_MIB,
+        "rounds": JOBS_ROUNDS,
+        "pass_seconds": {j: [round(p["pass"], 2) for p in ps] for j, ps in passes.items()},
+        "summed_send_seconds": {j: [round(p["sends"], 2) for p in ps] for j, ps in passes.items()},
+        "median_pass_seconds": {
+            j: round(statistics.median(p["pass"] for p in ps), 2) for j, ps in passes.items()
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["noop", "send"], default=None)
+    parser.add_argument("--only", choices=["noop", "send", "jobs"], default=None)
     options = parser.parse_args(argv)
     name = f"zr-bench-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="zr-bench-") as tmp:
         share = Path(tmp)  # read-write in the guest at the same path (the call log lives here)
         guest = start_guest(name, {"src": "3G", "dst": "4G"}, memory_mib=1536, share=[tmp])
         result: dict[str, object] = {"accel": guest.accel, "boot_seconds": guest.boot_seconds}
-        benches = {"noop": bench_noop, "send_1gib": bench_send}
+        benches = {"noop": bench_noop, "send_1gib": bench_send, "jobs": bench_jobs}
         failed = False
         try:
             for key, bench in benches.items():
