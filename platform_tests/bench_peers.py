@@ -29,6 +29,10 @@ execs the real program. Each run is timed inside the guest (/proc/uptime around 
 commands) and checked afterwards: P1 changed no snapshot anywhere; P4 left exactly one new
 snapshot in the tool's naming scheme on every source filesystem, present on its target too.
 
+`--tools zr,bzfs` runs zfs-reconciler and only the peers named, on the same workloads (the
+source then carries only their naming schemes), for a quicker ratio to one peer; it writes no
+docs section, whose table needs every tool.
+
 Prints one JSON document (and writes it with --out); with --write-docs, replaces section
 "(f)" of docs/benchmarks.md. Each run's stdout/stderr and zfs call log stay in the log
 directory it prints. Run as
@@ -421,6 +425,10 @@ class Bench:
     synced: bool = False  # the last pass was a sync pass (syncoid then in sync with any name)
     last_seconds: dict[str, float] = field(default_factory=dict)
 
+    def order(self, keys: Sequence[str]) -> list[str]:
+        """keys, without the tools this run leaves out (`--tools`)."""
+        return [key for key in keys if key in self.tools]
+
     @property
     def sources(self) -> list[str]:
         return [f"{SOURCE}/fs{i:0{self.width}d}" for i in range(self.filesystems)]
@@ -494,7 +502,7 @@ class Bench:
         """Untimed: a new hour, new data, each tool's periodic run (checked like a P4 run)."""
         self.next_hour()
         self.write_data(f"sync-{len(self.runs)}")
-        for key in SYNC_ORDER:
+        for key in self.order(SYNC_ORDER):
             tool = self.tools[key]
             before = self.listing()
             run = self.run_tool(tool, f"sync-{why}")
@@ -532,12 +540,12 @@ def _setup(bench: Bench, seed_hours: int) -> None:
 
 
 def run_p1(bench: Bench, rounds: int, name: str = "p1") -> dict[str, object]:
-    runs: dict[str, list[dict[str, object]]] = {k: [] for k in TOOL_ORDER}
+    runs: dict[str, list[dict[str, object]]] = {k: [] for k in bench.order(TOOL_ORDER)}
     retries = 0
     if not bench.synced:
         bench.sync_pass(f"{name}-start")
     for r in range(rounds):
-        for key in rotated(TOOL_ORDER, r):
+        for key in rotated(bench.order(TOOL_ORDER), r):
             tool = bench.tools[key]
             for _attempt in range(2):
                 margin = max(300.0, 3 * bench.last_seconds.get(key, 100.0))
@@ -567,11 +575,11 @@ def run_p1(bench: Bench, rounds: int, name: str = "p1") -> dict[str, object]:
 
 
 def run_p4(bench: Bench, rounds: int) -> dict[str, object]:
-    runs: dict[str, list[dict[str, object]]] = {k: [] for k in TOOL_ORDER}
+    runs: dict[str, list[dict[str, object]]] = {k: [] for k in bench.order(TOOL_ORDER)}
     for r in range(rounds):
         bench.next_hour()
         bench.write_data(f"p4-{r + 1}")
-        for key in rotated(TOOL_ORDER, r):
+        for key in rotated(bench.order(TOOL_ORDER), r):
             tool = bench.tools[key]
             before = bench.listing()
             run = bench.run_tool(tool, f"p4-r{r + 1}")
@@ -609,7 +617,12 @@ def _versions(bench: Bench) -> dict[str, str]:
 
 
 def bench_guest(
-    filesystems: int, rounds: int, workloads: Sequence[str], seed_hours: int, logroot: Path
+    filesystems: int,
+    rounds: int,
+    workloads: Sequence[str],
+    seed_hours: int,
+    logroot: Path,
+    tools: Sequence[str] = TOOL_ORDER,
 ) -> dict[str, object]:
     workdir = logroot / f"n{filesystems}"
     for sub in ("logs", "scripts", "wrappers"):
@@ -638,7 +651,8 @@ def bench_guest(
             (wrappers / name).write_text(WRAPPER.format(name=name, real=real))
             (wrappers / name).chmod(0o755)
         _prepare_configs(workdir, wrappers)
-        bench = Bench(guest, workdir, filesystems, _tools(workdir), wrappers, zfs)
+        chosen = {key: tool for key, tool in _tools(workdir).items() if key in tools}
+        bench = Bench(guest, workdir, filesystems, chosen, wrappers, zfs)
         result["versions"] = _versions(bench)
         result["commands"] = {key: list(tool.commands) for key, tool in bench.tools.items()}
         t = time.monotonic()
@@ -833,6 +847,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--note", default="", help="a line heading the docs section")
     parser.add_argument(
+        "--tools",
+        default=",".join(TOOL_ORDER),
+        help="the tools to run (default: all; zfs-reconciler always): " + ",".join(TOOL_ORDER),
+    )
+    parser.add_argument(
         "--from-json", type=Path, default=None, help="only write the docs from this result"
     )
     options = parser.parse_args(argv)
@@ -845,16 +864,25 @@ def main(argv: list[str] | None = None) -> int:
     workloads = [w.strip() for w in options.workloads.split(",") if w.strip()]
     if not workloads or set(workloads) - {"p1", "p4"} or options.rounds < 1:
         parser.error("--workloads takes p1 and/or p4; --rounds at least 1")
+    tools = ["zr", *(t.strip() for t in options.tools.split(",") if t.strip() not in ("", "zr"))]
+    if set(tools) - set(TOOL_ORDER):
+        parser.error(f"--tools takes {', '.join(TOOL_ORDER)}")
+    if options.write_docs and set(tools) != set(TOOL_ORDER):
+        parser.error("--write-docs writes the table of all the tools: not with --tools")
     logroot = options.logs or Path(f"/tmp/zr-bench-peers-{time.strftime('%Y%m%dT%H%M%S')}")
     logroot.mkdir(parents=True, exist_ok=True)
     _stage(f"logs in {logroot}")
     started, when = time.monotonic(), _utc()
     results = [
-        bench_guest(options.filesystems, options.rounds, workloads, options.seed_hours, logroot)
+        bench_guest(
+            options.filesystems, options.rounds, workloads, options.seed_hours, logroot, tools
+        )
     ]
     if options.large:
         results.append(
-            bench_guest(options.large, options.rounds, ["p1"], options.large_seed_hours, logroot)
+            bench_guest(
+                options.large, options.rounds, ["p1"], options.large_seed_hours, logroot, tools
+            )
         )
     took = time.monotonic() - started
     document = {
