@@ -357,7 +357,7 @@ def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
 JOBS = (1, 2, 4, 8)
 JOBS_FILESYSTEMS = 24
 JOBS_ROUNDS = 2
-JOBS_WRITE_MIB = 2
+JOBS_WRITE_MIB = int(os.environ.get("ZR_BENCH_JOBS_MIB", "2"))  # a knob: bigger sends
 
 
 def bench_jobs(guest: Guest, workdir: Path) -> dict[str, object]:
