@@ -163,6 +163,21 @@ def test_a_filesystem_not_changed_is_listed_again_once_its_listing_is_an_hour_ol
     assert host.snapshot_calls == [["tank", "tank/fs0"]]  # both an hour old
 
 
+def test_what_a_scope_no_longer_lists_is_dropped_once_of_no_use() -> None:
+    """A filesystem gone from a scope's listing is dropped at once; one outside the scope of
+    this call (another policy's) is kept until its listing is too old to vouch for it."""
+    _model, time, host = setup(2)
+    cache = VersionCache(time, max_age=100)
+    cache.list_versions(host, SCOPE)
+    assert cache.known("h") == {"tank", "tank/fs0", "tank/fs1"}
+    time.advance(50)
+    cache.list_versions(host, ObservationScope.of(["tank/fs0"]))
+    assert cache.known("h") == {"tank", "tank/fs0", "tank/fs1"}
+    time.advance(60)
+    cache.list_versions(host, ObservationScope.of(["tank/fs0"]))
+    assert cache.known("h") == {"tank/fs0"}
+
+
 def test_a_host_without_snapshots_changed_is_listed_whole_each_time() -> None:
     model, time, host = setup(1)
     model.stamps_supported = False

@@ -29,6 +29,10 @@ pass; from then on they are reused until the stamp moves. Bookmarks are listed o
 (they are few, and creating one does not move the stamp). When the details step
 (`ZFS.add_details`) misses a snapshot said to exist, `observe_hosts` calls `forget`.
 
+The cache holds a filesystem's snapshots until a listing of a scope that contains it no longer
+shows it, or until they are too old to be vouched for (`max_age`), so it never grows beyond
+the filesystems listed within the last hour.
+
 A host whose zfs has no `snapshots_changed` (OpenZFS before 2.2) is listed with
 `ZFS.list_versions` from then on. The cache holds names, GUIDs and createtxgs only; every
 other field, holds included, comes from the details step of each pass.
@@ -127,9 +131,10 @@ class VersionCache:
             fresh[fs] = _Listed(stamp, first_seen, started, listed.get(fs, ()))
         with self._mutex:
             entries = self._hosts.setdefault(name, {})
-            for fs in [fs for fs in entries if _within(scope, fs)]:
-                if fs not in stamped.state.filesystems:
-                    del entries[fs]  # gone
+            for fs, entry in list(entries.items()):
+                gone = _within(scope, fs) and fs not in stamped.state.filesystems
+                if gone or seen - entry.listed >= self._max_age:  # gone, or of no more use
+                    del entries[fs]
             entries.update(fresh)
             self.relisted[name] = len(stale)
         filesystems = {}
@@ -139,6 +144,11 @@ class VersionCache:
                 name=fs, versions=sort_versions([*snapshots, *state.versions])
             )
         return HostState(host=name, filesystems=filesystems)
+
+    def known(self, host: str) -> set[str]:
+        """The filesystems of `host` whose snapshots are kept."""
+        with self._mutex:
+            return set(self._hosts.get(host, {}))
 
     def forget(self, host: str, filesystems: Collection[str]) -> None:
         """List the snapshots of these filesystems of `host` again next time."""
