@@ -50,7 +50,7 @@ def test_the_example_loads() -> None:
     assert target.initial_replication is InitialReplication.MOST_RECENT
     assert target.receive.properties.override == {"readonly": "on", "canmount": "noauto"}
     assert target.retention is not None and len(target.retention.keep) == 2
-    assert manifests.sources[("Policy", "home")] == SourceLocation(str(EXAMPLE), 16, 1)
+    assert manifests.sources[("Policy", "home")] == SourceLocation(str(EXAMPLE), 17, 1)
 
 
 def test_a_directory_loads_every_yaml_file_below_it_in_order() -> None:
