@@ -119,13 +119,8 @@ def bench_noop(guest: Guest, workdir: Path) -> dict[str, object]:
         f"zfs send {source}/fs$i@{names[-1]} | zfs receive -u {root}/{source}/fs$i; done",
     )
     setup_seconds = time.monotonic() - started
-    log = workdir / "zfs-calls.log"
-    wrapper = workdir / "zfs-counting"
-    wrapper.write_text(COUNTING_ZFS.format(log=log))
-    wrapper.chmod(0o755)
-    manifests = workdir / "noop"
-    manifests.mkdir()
-    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs=wrapper))
+    wrapper, log = _zfs_wrapper(workdir, "zfs-counting", COUNTING_ZFS)
+    manifests = _manifest_dir(workdir / "noop", wrapper)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_795_000_000 + 3600 * SNAPSHOTS))
     (manifests / "policy.yaml").write_text(
         POLICY.format(
@@ -200,13 +195,8 @@ def _watch_noop(guest: Guest, workdir: Path, manifests: Path) -> dict[str, objec
     """The same no-op, passed again and again by `reconcile watch` in the guest (a snapshot
     interval of a year, so none falls due): each pass's seconds from the loop's log, and its
     zfs calls, told apart by what they list (the stamp listing opens every pass)."""
-    log = workdir / "zfs-watch.log"
-    wrapper = workdir / "zfs-logging"
-    wrapper.write_text(LOGGING_ZFS.format(log=log))
-    wrapper.chmod(0o755)
-    loop = workdir / "noop-watch"
-    loop.mkdir()
-    (loop / "hosts.yaml").write_text(HOSTS.format(zfs=wrapper))
+    wrapper, log = _zfs_wrapper(workdir, "zfs-logging", LOGGING_ZFS)
+    loop = _manifest_dir(workdir / "noop-watch", wrapper)
     policy = (manifests / "policy.yaml").read_text().replace("interval: 1d", "interval: 365d")
     (loop / "policy.yaml").write_text(policy)
     done = guest.run(
@@ -234,6 +224,23 @@ def _watch_noop(guest: Guest, workdir: Path, manifests: Path) -> dict[str, objec
             kind = "snapshots" if "-t snapshot -d 1" in call else words[0]
             per_pass[-1].append("stamps" if "snapshots_changed" in call else kind)
     return {"passes": passes, "zfs_calls_per_pass": per_pass}
+
+
+def _zfs_wrapper(workdir: Path, name: str, template: str) -> tuple[Path, Path]:
+    """A zfs wrapper script made from `template` (which logs each call to `{log}`, then runs
+    zfs): (the script, its log)."""
+    log = workdir / f"{name}.log"
+    wrapper = workdir / name
+    wrapper.write_text(template.format(log=log))
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def _manifest_dir(directory: Path, zfs: Path | str) -> Path:
+    """A new manifest directory holding the Host `local`, whose zfsCommand is `zfs`."""
+    directory.mkdir()
+    (directory / "hosts.yaml").write_text(HOSTS.format(zfs=zfs))
+    return directory
 
 
 def _timed_listing(guest: Guest, columns: str, roots: str) -> float:
@@ -293,9 +300,7 @@ def bench_send(guest: Guest, workdir: Path) -> dict[str, object]:
     )
     _sh(guest, f"zfs snapshot {source}@{SNAPSHOT}")
     size = int(_sh(guest, f"zfs get -H -p -o value referenced {source}@{SNAPSHOT}"))
-    manifests = workdir / "send"
-    manifests.mkdir()
-    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs="zfs"))
+    manifests = _manifest_dir(workdir / "send", "zfs")
     (manifests / "policy.yaml").write_text(
         POLICY.format(
             name="big",
@@ -373,9 +378,7 @@ def bench_jobs(guest: Guest, workdir: Path) -> dict[str, object]:
         f"set -e; zfs create {source}; zfs create {root}; "
         f"for i in $(seq -w 0 {JOBS_FILESYSTEMS - 1}); do zfs create {source}/fs$i; done",
     )
-    manifests = workdir / "jobs"
-    manifests.mkdir()
-    (manifests / "hosts.yaml").write_text(HOSTS.format(zfs="zfs"))
+    manifests = _manifest_dir(workdir / "jobs", "zfs")
     (manifests / "policy.yaml").write_text(
         POLICY.format(
             name="jobs",

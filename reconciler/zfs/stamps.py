@@ -94,7 +94,6 @@ class VersionCache:
         self._mutex = threading.Lock()
         self._hosts: dict[str, dict[str, _Listed]] = {}
         self._unsupported: set[str] = set()
-        self.relisted: dict[str, int] = {}  # host → filesystems re-listed by its last call
 
     def list_versions(self, host: StampedHost, scope: ObservationScope | None = None) -> HostState:
         """What `host.list_versions(scope)` answers, re-listing only the snapshots of the
@@ -136,7 +135,6 @@ class VersionCache:
                 if gone or seen - entry.listed >= self._max_age:  # gone, or of no more use
                     del entries[fs]
             entries.update(fresh)
-            self.relisted[name] = len(stale)
         filesystems = {}
         for fs, state in stamped.state.filesystems.items():
             snapshots = reused[fs] if fs in reused else listed.get(fs, ())
