@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 
     from reconciler.apply.executor import ApplyReport
     from reconciler.apply.lock import LockHeld, LockSet
-    from reconciler.apply.passes import Connect, Dependencies, Locker
+    from reconciler.apply.passes import Connect, Dependencies, Locker, PassResult
+    from reconciler.core.guard import DestroyLimit
     from reconciler.core.plan import Plan
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
@@ -238,8 +239,43 @@ def _parser(command: str) -> argparse.ArgumentParser:
             metavar="N",
             help="actions on independent filesystems run N at a time (default 4)",
         )
+        _guard_options(parser, force=True)
         _lock_options(parser)
     return parser
+
+
+def _guard_options(parser: argparse.ArgumentParser, *, force: bool) -> None:
+    from reconciler.core.guard import DEFAULT_LIMIT
+
+    parser.add_argument(
+        "--max-destroy",
+        type=_destroy_limit,
+        default=DEFAULT_LIMIT,
+        metavar="N|N%",
+        help="withhold the destroys of a filesystem when a pass would destroy more than N of "
+        "its snapshots, or more than N%% of those the policy manages there "
+        f"(default {str(DEFAULT_LIMIT).replace('%', '%%')})",
+    )
+    if force:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="no destroy guard in this pass: apply every destroy the plan holds",
+        )
+
+
+def _destroy_limit(text: str) -> DestroyLimit:
+    from reconciler.core.guard import parse_limit
+
+    try:
+        return parse_limit(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _max_destroy(options: argparse.Namespace) -> DestroyLimit | None:
+    """The guard's limit for this pass; None with --force."""
+    return None if getattr(options, "force", False) else options.max_destroy
 
 
 def _positive(text: str) -> int:
@@ -312,9 +348,12 @@ def _dry_run(
     from reconciler.apply.passes import run_pass
 
     deps = services.dependencies(console)
-    result = run_pass(manifests, options.policy, _now(options, services), deps, apply=False)
+    now = _now(options, services)
+    limit = _max_destroy(options)
+    result = run_pass(manifests, options.policy, now, deps, apply=False, max_destroy=limit)
     _show_plan(result.plan, options.output, console.stdout)
-    return _dry_run_exit(result.plan, options.detailed_exitcode)
+    _show_withheld(result, options.output, console.stdout)
+    return _dry_run_exit(result, options.detailed_exitcode)
 
 
 def _pass(
@@ -331,10 +370,16 @@ def _pass(
     deps = services.dependencies(console, lock)
     with _interruptible(services.cancel):
         result = run_pass(
-            manifests, options.policy, _now(options, services), deps, jobs=options.jobs
+            manifests,
+            options.policy,
+            _now(options, services),
+            deps,
+            jobs=options.jobs,
+            max_destroy=_max_destroy(options),
         )
     assert result.report is not None
     _show_pass(result.plan, result.report, options.output, console.stdout)
+    _show_withheld(result, options.output, console.stdout)
     return EXIT_ERROR if result.errors else EXIT_OK
 
 
@@ -367,13 +412,28 @@ def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
         stream.write(render_text(plan))
 
 
-def _dry_run_exit(plan: Plan, detailed: bool) -> int:
-    """1 on a conflict or an unobserved host (before 2: an error beats pending changes)."""
-    if _plan_errors(plan):
+def _dry_run_exit(result: PassResult, detailed: bool) -> int:
+    """1 on a conflict, an unobserved host or destroys the guard withholds (before 2: an error
+    beats pending changes)."""
+    plan = result.plan
+    if _plan_errors(plan) or result.withheld:
         return EXIT_ERROR
     if detailed and plan.actions:
         return EXIT_CHANGES_PENDING
     return EXIT_OK
+
+
+def _show_withheld(result: PassResult, output: str, stream: TextIO) -> None:
+    """In text, every destroy the guard withheld, with its reason (the plan's notices say
+    why each group was withheld and how to confirm it; JSON carries those notices)."""
+    if output != "text" or not result.withheld:
+        return
+    from reconciler.core.render import action_text
+
+    stream.write("Withheld by the destroy guard (docs/destroy-guard.md)\n")
+    for group in result.withheld:
+        for action in group.actions:
+            stream.write(f"  {action_text(action)}\n")
 
 
 def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> None:
@@ -557,6 +617,7 @@ def _watch_options(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="pass every policy at least this often, repairing drift made by hand (default 10m)",
     )
+    _guard_options(parser, force=False)
     _lock_options(parser, wait=False)
 
 
@@ -592,6 +653,7 @@ def _watch(options: argparse.Namespace, console: Console, services: Services) ->
             policies=frozenset(options.policy) if options.policy else None,
             jobs=options.jobs,
             resync=options.resync,
+            max_destroy=options.max_destroy,
         ),
         LoopServices(
             connect=deps.connect,

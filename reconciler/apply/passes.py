@@ -26,10 +26,12 @@ from loguru import logger
 from reconciler.apply.executor import ApplyReport, EventSink, execute
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.details import needed_details
+from reconciler.core.guard import DEFAULT_LIMIT, DestroyLimit, GuardedDestroys, guard_plan
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan_intents
 from reconciler.core.scope import observation_scopes
 from reconciler.core.state import Observed
+from reconciler.manifest.confirm import confirmation_hint, confirmed_policies
 from reconciler.manifest.models import Host, Manifests
 from reconciler.zfs.errors import ZFSError
 from reconciler.zfs.observe import observe_hosts
@@ -59,12 +61,14 @@ class Dependencies:
 
 @dataclass(frozen=True)
 class PassResult:
-    """What one pass saw, planned and did. `report` is None for a dry run."""
+    """What one pass saw, planned and did. `report` is None for a dry run. `plan` is what the
+    pass carries out: the planned actions less those the destroy guard withheld (`withheld`)."""
 
     policies: tuple[PolicyIntent, ...]
     observed: Observed
     plan: Plan
     report: ApplyReport | None = None
+    withheld: tuple[GuardedDestroys, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -79,6 +83,7 @@ class PassResult:
             f"conflict on {c.target_host}:{c.target_filesystem} ({c.policy}): {c.message}"
             for c in self.plan.conflicts
         ]
+        lines += [group.message for group in self.withheld]
         if self.report is not None:
             lines += [f"action {r.action_id} failed: {r.message}" for r in self.report.failed]
         return tuple(lines)
@@ -125,19 +130,30 @@ def run_pass(
     *,
     apply: bool = True,
     jobs: int = 1,
+    max_destroy: DestroyLimit | None = DEFAULT_LIMIT,
 ) -> PassResult:
-    """Observe the hosts of the selected policies (`only`; None: all), plan at `now`, and
+    """Observe the hosts of the selected policies (`only`; None: all), plan at `now`, hold
+    back what the destroy guard refuses (`max_destroy`; None: no guard, as `--force`), and
     unless `apply` is false carry the plan out, `jobs` independent filesystems at a time.
     Raises what `deps.lock` raises when a lock cannot be had (nothing was observed then)."""
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
         hosts, observed = _observe(manifests, selected, deps.connect, now, deps.versions)
-        plan = plan_intents(selected, observed, now)
+        planned = plan_intents(selected, observed, now)
+        verdict = guard_plan(
+            planned,
+            selected,
+            observed,
+            max_destroy,
+            confirmed_policies(manifests),
+            {i.name: confirmation_hint(manifests.policies[i.name]) for i in selected},
+        )
+        plan = verdict.plan
         if not apply:
-            return PassResult(selected, observed, plan)
+            return PassResult(selected, observed, plan, withheld=verdict.withheld)
         report = execute(plan, hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
-    return PassResult(selected, observed, plan, report)
+    return PassResult(selected, observed, plan, report, verdict.withheld)
 
 
 def _locks(

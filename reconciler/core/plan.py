@@ -268,6 +268,7 @@ class Conflict:
 class NoticeKind(StrEnum):
     HOST_UNREACHABLE = "host_unreachable"
     DESTROYS_WITHHELD = "destroys_withheld"
+    DESTROY_GUARD = "destroy_guard"
     SOURCE_FILESYSTEM_MISSING = "source_filesystem_missing"
     WAITING_FOR_PARENT = "waiting_for_parent"
 

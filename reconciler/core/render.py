@@ -20,6 +20,7 @@ from typing import TypeAlias
 from reconciler.core.names import iso_time
 from reconciler.core.plan import (
     FORMAT_VERSION,
+    Action,
     ActionKind,
     Conflict,
     DestroyAction,
@@ -466,3 +467,12 @@ def render_document_text(document: JsonObject) -> str:
 def render_text(plan: Plan) -> str:
     """The human view: by policy, then filesystem; conflicts; notices; the summary line."""
     return render_document_text(_plan_document(plan))
+
+
+def action_text(action: Action) -> str:
+    """One action on one line, with its id and where it runs: `[7] nas:tank/home - destroy
+    @a, @b: message` (the filesystem is left out for a snapshot of several)."""
+    document = action_to_json(action)
+    filesystem = _opt_str(document, "filesystem")
+    where = _str(document, "host") + (f":{filesystem}" if filesystem is not None else "")
+    return f"[{action.id}] {where} {_action_line(document)}"

@@ -37,6 +37,7 @@ from reconciler.apply.executor import ActionStatus
 from reconciler.apply.lock import LockError, LockHeld, lock_key
 from reconciler.apply.passes import Connect, Dependencies, Locker, PassResult, run_pass
 from reconciler.core.desired import PolicyIntent, intents
+from reconciler.core.guard import DEFAULT_LIMIT, DestroyLimit
 from reconciler.core.plan import SnapshotAction
 from reconciler.core.wakeups import next_snapshot_due, policies_overlap
 from reconciler.loop.backoff import Backoff
@@ -77,12 +78,14 @@ _BUSY = ("dataset is busy", "pool I/O is currently suspended", "Resource tempora
 class LoopOptions:
     """`paths`: the `-f` paths; `policies`: only these (None: every policy); `jobs`: passes at
     once, and actions at once within a pass; `resync`: seconds between passes of a policy when
-    nothing else wakes it."""
+    nothing else wakes it; `max_destroy`: the destroy guard's limit (`core/guard.py`; the loop
+    has no `--force`: a policy confirms its destroys with an annotation)."""
 
     paths: tuple[str, ...] = ("manifests",)
     policies: frozenset[str] | None = None
     jobs: int = 4
     resync: int = DEFAULT_RESYNC
+    max_destroy: DestroyLimit = DEFAULT_LIMIT
 
 
 PassObserver = Callable[[PassSummary, PassResult | None], None]
@@ -356,7 +359,12 @@ class Controller:
         result: PassResult | None = None
         try:
             result = run_pass(
-                current.manifests, [key], now, self._dependencies(), jobs=self.options.jobs
+                current.manifests,
+                [key],
+                now,
+                self._dependencies(),
+                jobs=self.options.jobs,
+                max_destroy=self.options.max_destroy,
             )
             outcome, reason, error = self._classify(result)
         except LockHeld as held:
@@ -418,6 +426,8 @@ class Controller:
             return Outcome.PERMANENT, "ActionFailed", errors[-1]
         if result.plan.conflicts:
             return Outcome.PERMANENT, "Conflict", errors[0]
+        if result.withheld:  # waits for a confirmation: passed again at resync or on an edit
+            return Outcome.PERMANENT, "DestroyGuard", result.withheld[0].message
         return Outcome.OK, "Reconciled", None
 
     # -- what comes next ---------------------------------------------------------------------

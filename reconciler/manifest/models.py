@@ -13,6 +13,7 @@ the same YAML can later be served as custom resources. This module imports nothi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -84,11 +85,31 @@ class Model(BaseModel):
     )
 
 
+CONFIRM_DESTROY = "zfs-reconciler.dev/confirm-destroy"
+_DIGEST = re.compile(r"[0-9a-f]{12}")
+
+
 class Metadata(Model):
     name: Label
     """The object's name, unique per kind: a DNS-1123 label."""
     labels: dict[str, str] = {}
     """Free-form labels, as on Kubernetes objects."""
+    annotations: dict[str, str] = {}
+    """Free-form annotations, as on Kubernetes objects. On a Policy,
+    `zfs-reconciler.dev/confirm-destroy: DIGEST` confirms the destroys its current spec implies
+    (the destroy guard names the digest: docs/destroy-guard.md)."""
+
+    @field_validator("annotations")
+    @classmethod
+    def _confirmation_is_a_digest(cls, annotations: dict[str, str]) -> dict[str, str]:
+        value = annotations.get(CONFIRM_DESTROY)
+        if value is not None and not _DIGEST.fullmatch(value):
+            raise invalid(
+                "confirm_destroy_format",
+                f"{CONFIRM_DESTROY} takes the 12-character digest the destroy guard printed, "
+                f"e.g. 3f9a2c1b7d4e; got {value[:40]!r}",
+            )
+        return annotations
 
 
 # --- Host -------------------------------------------------------------------------------------
