@@ -9,6 +9,7 @@ administrator does between passes.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -765,3 +766,31 @@ def test_a_pass_details_only_the_snapshots_its_plan_reads(s: Scenario) -> None:
         named = details[details.index("-t") + 2 :]
         assert [n for n in named if "@" in n] == [f"{filesystem}@{stamp(45)}"], named
         assert filesystem in named
+
+
+def test_the_destroy_guard_withholds_a_large_prune_until_the_policy_confirms_it(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    history = [stamp(m, 25) for m in range(0, 480, 60)]
+    with_history(s, data, range(0, 480, 60), day=25)
+    document = policy(replicate=False, source_keep=1)
+    s.policy(document)
+    s.at(0)
+    guarded = s.reconcile("--max-destroy", "25%")  # the default limit, as a user gets it
+    assert guarded.code == 1, guarded.stdout
+    assert guarded.kinds() == ["snapshot"]
+    (notice,) = guarded.notices()
+    assert (notice["kind"], notice["filesystem"]) == ("destroy_guard", data)
+    assert "8 of the 9 snapshots" in notice["message"], notice
+    assert s.snapshots("src", data) == [*history, stamp(0)]  # nothing destroyed
+    digest = re.search(r'confirm-destroy: "([0-9a-f]{12})"', notice["message"])
+    assert digest is not None, notice
+    document["metadata"]["annotations"] = {"zfs-reconciler.dev/confirm-destroy": digest[1]}
+    s.policy(document)
+    confirmed = s.reconcile("--max-destroy", "25%")
+    assert confirmed.code == 0, confirmed.stdout
+    (destroy,) = confirmed.of_kind("destroy")
+    assert destroy["versions"] == [f"@{name}" for name in history]
+    assert s.snapshots("src", data) == [stamp(0)]
+    assert_converged(s)
