@@ -782,7 +782,7 @@ def test_the_destroy_guard_withholds_a_large_prune_until_the_policy_confirms_it(
     assert guarded.kinds() == ["snapshot"]
     (notice,) = guarded.notices()
     assert (notice["kind"], notice["filesystem"]) == ("destroy_guard", data)
-    assert "8 of the 9 snapshots" in notice["message"], notice
+    assert "would destroy 7 of the 9 snapshots it manages" in notice["message"], notice
     assert s.snapshots("src", data) == [*history, stamp(0)]  # nothing destroyed
     digest = re.search(r'confirm-destroy: "([0-9a-f]{12})"', notice["message"])
     assert digest is not None, notice
@@ -794,3 +794,39 @@ def test_the_destroy_guard_withholds_a_large_prune_until_the_policy_confirms_it(
     assert destroy["versions"] == [f"@{name}" for name in history]
     assert s.snapshots("src", data) == [stamp(0)]
     assert_converged(s)
+
+
+def test_a_pre_hook_writes_a_file_that_is_inside_the_snapshot_taken_right_after_it(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    s.create(data)
+    mountpoint = s.sh(f"zfs get -H -o value mountpoint {shlex.quote(data)}").strip()
+    record = 'mp=$(zfs get -H -o value mountpoint "$ZR_FILESYSTEMS") && echo "$ZR_SNAPSHOT" > '
+    document = policy(replicate=False)
+    document["spec"]["snapshots"]["hooks"] = [
+        {"when": "pre", "command": ["sh", "-c", record + '"$mp/pre-hook"']},
+        {"when": "post", "command": ["sh", "-c", record + '"$mp/post-hook-$ZR_SNAPSHOT_TAKEN"']},
+    ]
+    s.policy(document)
+    s.at(0)
+    taken = s.reconcile()
+    assert taken.code == 0, taken.stdout
+    (snapshot,) = taken.of_kind("snapshot")
+    assert [h["when"] for h in snapshot["hooks"]] == ["pre", "post"]
+    inside = f"{mountpoint}/.zfs/snapshot/{stamp(0)}"
+    # the pre hook's file is in the snapshot; the post hook's is only in the live filesystem
+    assert s.sh(f"cat {shlex.quote(inside)}/pre-hook").strip() == stamp(0)
+    listed = s.sh(f"ls {shlex.quote(inside)}").split()
+    assert "pre-hook" in listed and not [n for n in listed if n.startswith("post-hook")]
+    assert s.sh(f"cat {shlex.quote(mountpoint)}/post-hook-yes").strip() == stamp(0)
+    # a pre hook that fails skips the next snapshot; the post hook says none was taken
+    document["spec"]["snapshots"]["hooks"][0]["command"] = ["sh", "-c", "echo busy >&2; exit 4"]
+    s.policy(document)
+    s.at(15)
+    skipped = s.reconcile()
+    assert skipped.code == 1
+    result = skipped.results()[skipped.of_kind("snapshot")[0]["id"]]
+    assert "pre hook `sh -c echo busy >&2; exit 4` failed (exit 4): busy" in result["message"]
+    assert s.snapshots("src", data) == [stamp(0)]
+    assert s.sh(f"cat {shlex.quote(mountpoint)}/post-hook-no").strip() == stamp(15)

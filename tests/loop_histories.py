@@ -358,7 +358,13 @@ class LoopRun:
     # -- the loop -----------------------------------------------------------------------------
     def start(self) -> None:
         self.controller = Controller(
-            LoopOptions(paths=("properties",), jobs=self.jobs, resync=self.resync),
+            # no destroy guard: a history may withhold a source's retention for a day (a cut
+            # receive waiting to resume), after which the guard rightly asks before pruning the
+            # backlog (docs/destroy-guard.md); these histories check guarantees 1-5 and
+            # convergence, tests/test_guard.py the guard
+            LoopOptions(
+                paths=("properties",), jobs=self.jobs, resync=self.resync, max_destroy=None
+            ),
             LoopServices(
                 connect=self._connect,
                 clock=self.clock,

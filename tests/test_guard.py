@@ -209,7 +209,8 @@ def test_a_retention_typo_is_withheld_in_a_dry_run_and_the_dry_run_exits_1(
     code, out, err = fleet.run("--dry-run", "-f", str(path), "--now", NOW)
     assert code == EXIT_ERROR, err
     assert "destroy_guard: nas:tank/home (policy home)" in out
-    assert "11 of the 13 snapshots policy home manages on nas:tank/home" in out
+    # 10 that lastN 12 kept until now count; the 11th goes because this pass takes a snapshot
+    assert "would destroy 10 of the 13 snapshots it manages on nas:tank/home that earlier" in out
     assert "Withheld by the destroy guard" in out
     withheld = out.split("Withheld by the destroy guard")[1].splitlines()[1:]
     assert len(withheld) == 2 and all("destroy" in line for line in withheld)
@@ -241,26 +242,46 @@ def test_force_or_a_higher_limit_applies_the_destroys(tmp_path: Path) -> None:
     assert code == EXIT_OK
     assert len(_snapshots(fleet, "tank/home")) == 2
     fleet = _fleet_with_history()
-    code, _, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", "11")
+    code, _, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", "10")
     assert code == EXIT_OK
     assert len(_snapshots(fleet, "tank/home/alice")) == 2
     fleet = _fleet_with_history()
-    code, _, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", "10")
+    code, _, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", "9")
     assert code == EXIT_ERROR
     assert len(_snapshots(fleet, "tank/home/alice")) == 13
 
 
-def test_steady_pruning_within_the_default_limit_is_not_guarded(tmp_path: Path) -> None:
+def test_pruning_that_time_brings_is_not_guarded_even_at_zero(tmp_path: Path) -> None:
     fleet = _fleet_with_history()
     path = _write(tmp_path, "{lastN: 12}")
-    code, out, _ = fleet.run("-f", str(path), "--now", NOW)
-    assert code == EXIT_OK, out
-    assert len(_snapshots(fleet, "tank/home")) == 12
-    assert "destroy guard" not in out
-    # --max-destroy 0: not even that one
-    fleet = _fleet_with_history()
     code, out, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", "0")
-    assert code == EXIT_ERROR and len(_snapshots(fleet, "tank/home")) == 13
+    assert code == EXIT_OK, out
+    assert len(_snapshots(fleet, "tank/home")) == 12  # the oldest went: the new one came
+    assert "destroy guard" not in out
+
+
+GRID = '{grid: "1x1h(keep=all) | 24x1h | 14x1d"}'
+
+
+def test_a_week_without_passes_thins_the_grid_without_the_guard_but_a_typo_trips_it(
+    tmp_path: Path,
+) -> None:
+    fleet = _fleet_with_history(36)  # hourly for a day and a half, as a laptop left it
+    path = _write(tmp_path, GRID)
+    # the history was made without the grid: the first pass prunes to it, once confirmed
+    code, out, _ = fleet.run("-f", str(path), "--now", NOW)
+    assert code == EXIT_ERROR and "destroy guard" in out
+    code, out, _ = fleet.run("-f", str(path), "--now", NOW, "--force")
+    assert code == EXIT_OK, out
+    kept = len(_snapshots(fleet, "tank/home"))
+    code, out, _ = fleet.run("-f", str(path), "--now", "2026-12-03T12:00:00Z")  # a week on
+    assert code == EXIT_OK, out
+    after_a_week = len(_snapshots(fleet, "tank/home"))
+    assert kept - after_a_week > kept // 4  # more than 25% went, all because time went on
+    typo = _write(tmp_path, '{grid: "1x1h(keep=all) | 24x1h | 1x1d"}')
+    code, out, _ = fleet.run("-f", str(typo), "--now", "2026-12-03T12:00:01Z")
+    assert code == EXIT_ERROR and "destroy guard" in out
+    assert len(_snapshots(fleet, "tank/home")) == after_a_week
 
 
 def test_the_annotation_the_guard_names_confirms_the_destroys_of_that_spec_only(
@@ -370,9 +391,36 @@ def test_a_pass_destroys_what_retention_asks_within_the_limit_and_nothing_beyond
     code, out, _ = fleet.run("-f", str(path), "--now", NOW, "--max-destroy", f"{percent}%")
     managed = history + 1  # the snapshot this pass takes counts
     asked = max(0, managed - last_n)
+    overdue = max(0, history - last_n)  # what lastN kept until now: counted by the guard
     allowed = DestroyLimit(percent=percent).allowed(managed)
     left = len(_snapshots(fleet, "tank/home"))
-    if asked <= allowed:
+    if overdue <= allowed:
         assert (code, left) == (EXIT_OK, managed - asked), out
     else:
         assert (code, left) == (EXIT_ERROR, managed), out
+
+
+def test_the_backlog_a_target_outage_held_on_the_source_is_pruned_without_the_guard(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        HOSTS
+        + _policy("{lastN: 2}").replace(
+            "  retention:",
+            "  replication:\n    - {name: offsite, host: backup, root: vault/nas,"
+            " protection: resumable}\n  retention:",
+        )
+    )
+    fleet = Fleet()
+    hour = "2026-11-26T{:02d}:00:00Z"
+    assert fleet.run("-f", str(path), "--now", hour.format(0))[0] == EXIT_OK
+    fleet.hosts["backup"].set_unreachable("connection refused")
+    for h in range(1, 9):  # eight hourly snapshots the source keeps for the target
+        assert fleet.run("-f", str(path), "--now", hour.format(h))[0] == EXIT_ERROR
+    assert len(_snapshots(fleet, "tank/home")) == 9
+    fleet.hosts["backup"].set_unreachable(None)
+    code, out, _ = fleet.run("-f", str(path), "--now", hour.format(9))
+    assert code == EXIT_OK, out
+    assert "destroy guard" not in out
+    assert len(_snapshots(fleet, "tank/home")) == 2

@@ -305,6 +305,7 @@ def test_actions_carry_id_kind_common_fields_then_their_own() -> None:
         "depends_on": [],
         "filesystems": ["tank/home", "tank/home/alice"],
         "name": "zr_20261126T041500Z",
+        "hooks": [],
     }
     assert abort["reason"] == "resume_token_stale"
     assert abort["filesystem"] == "vault/nas/tank/home/bob"

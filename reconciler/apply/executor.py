@@ -40,6 +40,7 @@ from typing import TypeGuard, assert_never
 
 from loguru import logger
 
+from reconciler.apply.hooks import snapshot_with_hooks
 from reconciler.core.plan import (
     AbortResumeAction,
     Action,
@@ -84,6 +85,7 @@ class ActionResult:
     message: str
     error: ZFSError | None = None
     duration: float = 0.0  # seconds
+    hook_failures: tuple[str, ...] = ()  # hooks of a snapshot that failed, one line each
 
     @property
     def succeeded(self) -> bool:
@@ -346,6 +348,21 @@ def _what_happened(prior: ActionResult, origin: ActionResult) -> str:
 def run_action(action: Action, hosts: Mapping[str, ZFS]) -> ActionResult:
     """Carry out one action; ZFS errors become a `failed` result, never an exception."""
     start = time.monotonic()
+    if isinstance(action, SnapshotAction) and action.hooks:
+        try:
+            host = _host(hosts, action.host)
+        except ZFSError as failure:
+            return ActionResult(action.id, ActionStatus.FAILED, failure.detail, failure)
+        hooked = snapshot_with_hooks(host, action, _snapshot)
+        status = ActionStatus.FAILED if hooked.status is None or hooked.failed else hooked.status
+        return ActionResult(
+            action.id,
+            status,
+            hooked.message,
+            hooked.error,
+            time.monotonic() - start,
+            hooked.hook_failures,
+        )
     try:
         status, message = _dispatch(action, hosts)
         error = None

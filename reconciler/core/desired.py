@@ -14,11 +14,17 @@ from itertools import pairwise
 from typing import Any
 
 from reconciler.core.names import hold_tag, parse_hold_tag, snapshot_time
-from reconciler.core.plan import ReceiveOptions, SendOptions
+from reconciler.core.plan import Hook, ReceiveOptions, SendOptions
 from reconciler.core.retention import GridRule, LastNRule, Managed, RegexRule, Rule
 from reconciler.manifest.cron import CronSchedule
 from reconciler.manifest.filters import FilesystemFilter
-from reconciler.manifest.models import InitialReplication, Manifests, Policy, Protection
+from reconciler.manifest.models import (
+    HookFailure,
+    InitialReplication,
+    Manifests,
+    Policy,
+    Protection,
+)
 from reconciler.manifest.regex import Regex, compile_regex
 
 
@@ -51,6 +57,7 @@ class PolicyIntent:
     include: tuple[Regex, ...]
     rules: tuple[Rule, ...]  # empty: keep everything managed
     targets: tuple[TargetIntent, ...]
+    hooks: tuple[Hook, ...] = ()  # run around each snapshot the policy takes
     # memo of name → time / replicated: names repeat across filesystems (one snapshot call
     # names every filesystem alike), so each distinct name is parsed once per pass
     _times: dict[str, int | None] = field(default_factory=dict, compare=False, repr=False)
@@ -148,6 +155,15 @@ def policy_intent(policy: Policy) -> PolicyIntent:
         include=tuple(compile_regex(p) for p in spec.snapshots.include),
         rules=retention_rules(spec.retention),
         targets=targets,
+        hooks=tuple(
+            Hook(
+                hook.when.value,
+                tuple(hook.command),
+                hook.timeout,
+                hook.on_failure is HookFailure.SKIP,
+            )
+            for hook in spec.snapshots.hooks
+        ),
     )
 
 

@@ -7,15 +7,18 @@ Owned here: `DestroyLimit` (a count or a share of the managed snapshots, `parse_
 `apply/passes.run_pass` between planning and executing, so the one-shot pass, `--dry-run`,
 `status` and the control loop all see the same verdict.
 
-What counts: per (policy, host, filesystem), the snapshots its destroy actions name plus those a
-rollback would take with it. What it is compared with: the snapshots of that filesystem that the
-policy manages (its prefix), as observed, plus those the plan itself creates there (the snapshot
-a pass takes counts in that pass's retention). Over the limit, every destroy and rollback of that
-filesystem for that policy is withheld, together with every action that depends on one of them;
-the rest of the plan stands, so snapshots and replication go on while the destroys wait. Each
-withheld group becomes a `destroy_guard` notice of the plan. A policy named in `confirmed` (its
-manifest confirms the destroys of its current spec, `manifest/confirm.py`) is not guarded.
-Bookmarks are not counted: they hold no data. docs/destroy-guard.md is the user's view.
+What counts: per (policy, host, filesystem), the snapshots its destroy actions name that earlier
+passes kept (today's rules would have destroyed them in the state before this pass, and on the
+source every target had received them: a rule change, not time or a target's outage, is what
+frees them), plus those a rollback would take with it. What it is compared with: the snapshots
+of that filesystem that the policy manages (its prefix), as observed, plus those the plan itself
+creates there (the snapshot a pass takes counts in that pass's retention). Over the limit, every
+destroy and rollback of that filesystem for that policy is withheld, together with every action
+that depends on one of them; the rest of the plan stands, so snapshots and replication go on
+while the destroys wait. Each withheld group becomes a `destroy_guard` notice of the plan. A
+policy named in `confirmed` (its manifest confirms the destroys of its current spec,
+`manifest/confirm.py`) is not guarded. Bookmarks are not counted: they hold no data.
+docs/destroy-guard.md is the user's view.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.core.desired import PolicyIntent
 from reconciler.core.names import is_managed_snapshot
@@ -37,7 +40,8 @@ from reconciler.core.plan import (
     SendAction,
     SnapshotAction,
 )
-from reconciler.core.state import Observed
+from reconciler.core.retention import Rule, evaluate
+from reconciler.core.state import FilesystemState, Observed
 
 MAX_NAMES_SHOWN = 5  # snapshot names a notice spells out before "and N more"
 
@@ -82,7 +86,7 @@ class GuardedDestroys:
     policy: str
     host: str
     filesystem: str
-    snapshots: tuple[str, ...]  # "@name", in plan order
+    snapshots: tuple[str, ...]  # "@name", in plan order: those counted against the limit
     managed: int  # the policy's snapshots there, observed and planned
     allowed: int
     limit: DestroyLimit
@@ -99,10 +103,10 @@ class GuardedDestroys:
         more = len(self.snapshots) - MAX_NAMES_SHOWN
         shown = f"{names} and {more} more" if more > 0 else names
         return (
-            f"destroy guard: {len(self.snapshots)} of the {self.managed} snapshots policy "
-            f"{self.policy} manages on {self.host}:{self.filesystem} would be destroyed "
-            f"({shown}); the limit is {self.allowed} ({self.limit}); withheld until confirmed"
-            + (f": {self.hint}" if self.hint else "")
+            f"destroy guard: policy {self.policy} would destroy {len(self.snapshots)} of the "
+            f"{self.managed} snapshots it manages on {self.host}:{self.filesystem} that earlier "
+            f"passes kept ({shown}); the limit is {self.allowed} ({self.limit}); withheld until "
+            "confirmed" + (f": {self.hint}" if self.hint else "")
         )
 
 
@@ -128,21 +132,25 @@ def guard_plan(
     `hints` says, per policy, how to confirm its destroys (shown in the notices)."""
     if limit is None:
         return GuardVerdict(plan)
-    prefixes = {p.name: p.prefix for p in policies}
+    intents = {p.name: p for p in policies}
     doomed = _doomed(plan.actions, confirmed)
     if not doomed:
         return GuardVerdict(plan)
     created = _created(plan.actions)
     groups: list[GuardedDestroys] = []
-    for key, (snapshots, actions) in doomed.items():
+    for key, found in doomed.items():
         policy, host, filesystem = key
-        prefix = prefixes.get(policy)
-        managed = created[key] + (_managed(observed, host, filesystem, prefix) if prefix else 0)
+        intent = intents.get(policy)
+        if intent is None:
+            continue
+        overdue = _overdue(intent, found.target, observed, host, filesystem)
+        counted = found.rolled_back + [n for n in found.pruned if n in overdue]
+        managed = created[key] + _managed(observed, host, filesystem, intent.prefix)
         allowed = limit.allowed(managed)
-        if len(snapshots) > allowed:
+        if len(counted) > allowed:
             hint = (hints or {}).get(policy, "")
-            found = (tuple(snapshots), managed, allowed, limit, tuple(actions), hint)
-            groups.append(GuardedDestroys(policy, host, filesystem, *found))
+            group = (tuple(counted), managed, allowed, limit, tuple(found.actions), hint)
+            groups.append(GuardedDestroys(policy, host, filesystem, *group))
     if not groups:
         return GuardVerdict(plan)
     withheld = _with_dependents(plan.actions, {i for g in groups for i in g.action_ids})
@@ -155,12 +163,19 @@ def guard_plan(
 _Key = tuple[str, str, str]  # (policy, host, filesystem)
 
 
-_Doomed = tuple[list[str], list[DestroyAction | RollbackAction]]
+@dataclass
+class _Doomed:
+    """What one group's actions would destroy: retention's snapshots (`pruned`) and those of
+    rollbacks, the actions, and the target whose side this is (None: the source)."""
+
+    pruned: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    actions: list[DestroyAction | RollbackAction] = field(default_factory=list)
+    target: str | None = None
 
 
 def _doomed(actions: Iterable[Action], confirmed: Collection[str]) -> dict[_Key, _Doomed]:
-    """(snapshots, actions) of the destroys and rollbacks of each group."""
-    found: dict[_Key, _Doomed] = defaultdict(lambda: ([], []))
+    found: dict[_Key, _Doomed] = defaultdict(_Doomed)
     for action in actions:
         if action.policy in confirmed:
             continue
@@ -172,10 +187,65 @@ def _doomed(actions: Iterable[Action], confirmed: Collection[str]) -> dict[_Key,
             continue
         if not names:
             continue
-        snapshots, doomed = found[(action.policy, action.host, action.filesystem)]
-        snapshots += names
-        doomed.append(action)
+        group = found[(action.policy, action.host, action.filesystem)]
+        if isinstance(action, DestroyAction):
+            group.pruned += names
+        else:
+            group.rolled_back += names
+        group.actions.append(action)
+        group.target = action.target
     return found
+
+
+def _overdue(
+    intent: PolicyIntent, target: str | None, observed: Observed, host: str, filesystem: str
+) -> set[str]:
+    """The snapshots ("@name") of the filesystem that its rules would already have destroyed
+    in the state before this pass (retention's "now" is the youngest snapshot it sees), less,
+    on the source, those a target had not received yet: what earlier passes kept although
+    today's rules do not keep it. Destroys that are due only because time went on (a new
+    snapshot moves the grid) are not here, nor those a target's outage held back."""
+    state = observed.host(host).filesystem(filesystem)
+    rules = intent.rules if target is None else _target_rules(intent, target)
+    if state is None or not rules:
+        return set()
+    names = tuple(v.name for v in state.snapshots)
+    result = evaluate(rules, intent.managed(names).pairs())
+    overdue = {name for name, _ in result.destroyed}
+    if target is None:
+        replicated = _replicated_up_to(intent, state, observed)
+        if replicated is not None:
+            txg = {v.name: v.createtxg for v in state.snapshots}
+            overdue = {name for name in overdue if txg[name] <= replicated}
+    return {f"@{name}" for name in overdue}
+
+
+def _target_rules(intent: PolicyIntent, target: str) -> tuple[Rule, ...]:
+    return next((t.rules for t in intent.targets if t.name == target), ())
+
+
+def _replicated_up_to(
+    intent: PolicyIntent, source: FilesystemState, observed: Observed
+) -> int | None:
+    """The createtxg up to which every observed target has the source's snapshots (the oldest
+    of their newest common versions, by GUID; -1 when one has none); None when no target is
+    observed."""
+    txg_of_guid = {v.guid: v.createtxg for v in source.versions}
+    oldest: int | None = None
+    for target in intent.targets:
+        host = observed.host(target.host)
+        if not host.reachable:
+            continue
+        replica = host.filesystem(target.target_filesystem(source.name))
+        common = (
+            max(
+                (txg_of_guid[v.guid] for v in replica.versions if v.guid in txg_of_guid), default=-1
+            )
+            if replica is not None
+            else -1
+        )
+        oldest = common if oldest is None else min(oldest, common)
+    return oldest
 
 
 def _created(actions: Iterable[Action]) -> Counter[_Key]:
@@ -192,6 +262,7 @@ def _created(actions: Iterable[Action]) -> Counter[_Key]:
 
 
 def _managed(observed: Observed, host: str, filesystem: str, prefix: str) -> int:
+    """The snapshots of the filesystem that the policy's prefix names."""
     state = observed.host(host).filesystem(filesystem)
     if state is None:
         return 0

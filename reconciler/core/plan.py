@@ -62,12 +62,29 @@ class ActionBase:
     depends_on: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A command run on the snapshot's host before (`when` "pre") or after ("post") it: the
+    argv, its timeout in seconds, and for a pre hook whether its failure skips the snapshot."""
+
+    when: str  # "pre" | "post"
+    command: tuple[str, ...]
+    timeout: int
+    skip_on_failure: bool = True  # pre hooks only
+
+    def __post_init__(self) -> None:
+        if self.when not in ("pre", "post"):
+            raise ValueError(f"a hook runs pre or post, not {self.when!r}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotAction(ActionBase):
-    """One atomic `zfs snapshot fs1@name fs2@name ...` for all due filesystems of a policy."""
+    """One atomic `zfs snapshot fs1@name fs2@name ...` for all due filesystems of a policy,
+    between its pre and post hooks (in the order given)."""
 
     filesystems: tuple[str, ...]
     name: str
+    hooks: tuple[Hook, ...] = ()
     kind: ActionKind = ActionKind.SNAPSHOT
 
 

@@ -187,6 +187,7 @@ def _schedule(
         target=None,
         filesystems=filesystems,
         name=name,
+        hooks=intent.hooks,
         reason=Reason.SCHEDULE_DUE,
         message=f"{every}; {since}",
     )

@@ -13,6 +13,7 @@ is documented for users in `docs/plan-format.md`: change both together.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import TypeAlias
@@ -24,6 +25,7 @@ from reconciler.core.plan import (
     ActionKind,
     Conflict,
     DestroyAction,
+    Hook,
     Notice,
     Plan,
     ReceiveOptions,
@@ -51,7 +53,7 @@ ACTION_COMMON_FIELDS: tuple[str, ...] = (
 )
 _FS = "filesystem"
 ACTION_FIELDS: Mapping[ActionKind, tuple[str, ...]] = {
-    ActionKind.SNAPSHOT: ("filesystems", "name"),
+    ActionKind.SNAPSHOT: ("filesystems", "name", "hooks"),
     ActionKind.CREATE_PARENT: (_FS,),
     ActionKind.ABORT_RESUME: (_FS,),
     ActionKind.ROLLBACK: (_FS, "snapshot", "destroys"),
@@ -76,6 +78,7 @@ ACTION_FIELDS: Mapping[ActionKind, tuple[str, ...]] = {
 NESTED_FIELDS: Mapping[type, tuple[str, ...]] = {
     SendOptions: ("raw", "compressed", "large_blocks", "embedded_data", "properties"),
     ReceiveOptions: ("override", "inherit", "force"),
+    Hook: ("when", "command", "timeout", "skip_on_failure"),
 }
 CONFLICT_FIELDS: tuple[str, ...] = (
     "kind",
@@ -336,7 +339,7 @@ def _send_details(action: JsonObject) -> str:
 def _details(action: JsonObject) -> str:
     match _str(action, "kind"):
         case ActionKind.SNAPSHOT:
-            return _at(_str(action, "name"))
+            return _at(_str(action, "name")) + _hooks_text(action)
         case ActionKind.ROLLBACK:
             destroys = _strs(action, "destroys")
             to = f"to {_str(action, 'snapshot')}"
@@ -351,6 +354,15 @@ def _details(action: JsonObject) -> str:
             return ", ".join(_strs(action, "versions"))
         case _:
             return ""
+
+
+def _hooks_text(action: JsonObject) -> str:
+    """` (pre hook: db-freeze --all; post hook: db-thaw)`; empty without hooks."""
+    hooks = _objs(action.get("hooks", []))
+    if not hooks:
+        return ""
+    shown = [f"{_str(h, 'when')} hook: {shlex.join(_strs(h, 'command'))}" for h in hooks]
+    return f" ({'; '.join(shown)})"
 
 
 def _action_line(action: JsonObject) -> str:

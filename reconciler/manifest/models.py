@@ -165,6 +165,67 @@ class SourceSpec(Model):
     """Filter: `"tank/home<": true` selects it and all below, false excludes; most specific wins."""
 
 
+class HookPhase(StrEnum):
+    PRE = "pre"
+    POST = "post"
+
+
+class HookFailure(StrEnum):
+    SKIP = "skip"
+    SNAPSHOT = "snapshot"
+
+
+MAX_HOOKS = 16
+MAX_HOOK_ARGS = 256
+MAX_HOOK_TIMEOUT = 3600
+
+
+class HookSpec(Model):
+    """A command run on the source host before (`pre`) or after (`post`) the policy's snapshot;
+    docs/hooks.md."""
+
+    when: HookPhase
+    """`pre`: before the snapshot; `post`: after it (also after one that failed or was skipped)."""
+    command: list[NonEmpty] = Field(min_length=1, max_length=MAX_HOOK_ARGS)
+    """The argv, run without a shell (over ssh, each argument quoted as zfs's are)."""
+    timeout: Duration = 30
+    """Stopped (and failed) when it runs longer than this; at most 1h."""
+    on_failure: HookFailure | None = Field(default=None, validate_default=True)
+    """Pre hooks: `skip` the snapshot (the default) or take the `snapshot` anyway."""
+
+    @field_validator("command")
+    @classmethod
+    def _runnable(cls, command: list[str]) -> list[str]:
+        program = command[0]
+        if "=" in program or program.startswith("-") or "\n" in "".join(command):
+            raise invalid(
+                "hook_command",
+                "a hook's program (its first word) may not start with '-' or contain '=', "
+                "and no word may contain a newline",
+            )
+        return command
+
+    @field_validator("timeout")
+    @classmethod
+    def _bounded(cls, timeout: int) -> int:
+        if timeout > MAX_HOOK_TIMEOUT:
+            raise invalid("hook_timeout", "a hook's timeout is at most 1h")
+        return timeout
+
+    @field_validator("on_failure")
+    @classmethod
+    def _pre_only(cls, on_failure: HookFailure | None, info: ValidationInfo) -> HookFailure | None:
+        when = info.data.get("when")
+        if when is HookPhase.POST and on_failure is not None:
+            raise invalid(
+                "hook_on_failure",
+                "onFailure applies to pre hooks only: a post hook runs after the snapshot",
+            )
+        if when is HookPhase.PRE and on_failure is None:
+            return HookFailure.SKIP
+        return on_failure
+
+
 class SnapshotsSpec(Model):
     prefix: Prefix
     """The managed namespace: snapshots are named `<prefix>YYYYMMDDTHHMMSSZ` (UTC)."""
@@ -174,6 +235,8 @@ class SnapshotsSpec(Model):
     """Take a snapshot at these times (5-field cron, UTC). Exclusive with interval."""
     include: list[Regex] = []
     """Regexes of foreign snapshot names that are replicated too (never destroyed)."""
+    hooks: list[HookSpec] = Field(default=[], max_length=MAX_HOOKS)
+    """Commands run on the source host around each snapshot the policy takes (docs/hooks.md)."""
 
     @field_validator("cron")
     @classmethod

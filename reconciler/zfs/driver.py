@@ -29,6 +29,7 @@ import errno
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ from reconciler.zfs.errors import (
     ZFSError,
 )
 from reconciler.zfs.pipeline import CANCELLED, ProgressSink, run_pipeline
-from reconciler.zfs.port import SendRequest, StampedListing
+from reconciler.zfs.port import HookRun, SendRequest, StampedListing
 from reconciler.zfs.runner import CommandRunner, Completed
 from reconciler.zfs.stderr import (
     classify,
@@ -374,6 +375,20 @@ class ZfsDriver:
 
     def create(self, filesystem: str, parents: bool = True) -> None:
         self._run(commands.create(filesystem, parents), filesystem)
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def run_hook(self, command: Sequence[str], env: Mapping[str, str], timeout: int) -> HookRun:
+        """`env NAME=VALUE... COMMAND...` through the host's runner: the same argv, quoted the
+        same way, locally and over ssh (ssh does not pass a local environment on)."""
+        argv = ["env", *(f"{name}={value}" for name, value in sorted(env.items())), *command]
+        started = time.monotonic()
+        try:
+            done = self.runner.run(argv, timeout=timeout)
+        except ZFSError as error:  # stopped at the timeout (no stderr), or could not start
+            seconds = time.monotonic() - started
+            return HookRun(None, "" if seconds >= timeout else error.detail, seconds)
+        return HookRun(done.returncode, done.stderr_text, time.monotonic() - started)
 
 
 _REFUSED = re.compile(

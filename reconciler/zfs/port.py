@@ -42,6 +42,20 @@ class StampedListing:
     stamps: Mapping[str, Stamp]
 
 
+@dataclass(frozen=True, slots=True)
+class HookRun:
+    """`ZFS.run_hook`: how a hook command ended. `returncode` None: it was stopped at its
+    timeout (or could not start, `stderr` says why)."""
+
+    returncode: int | None
+    stderr: str = ""
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+
 class SendStream(Protocol):
     """An opaque stream produced by `ZFS.send` and consumed by `ZFS.receive` of another host."""
 
@@ -139,4 +153,9 @@ class ZFS(Protocol):
 
     def create(self, filesystem: str, parents: bool = True) -> None:
         """`zfs create [-p] filesystem`."""
+        ...
+
+    def run_hook(self, command: Sequence[str], env: Mapping[str, str], timeout: int) -> HookRun:
+        """Run a snapshot hook's argv on the host with `env` added to its environment, stopped
+        after `timeout` seconds. Never raises for the command's own failure."""
         ...

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -49,7 +49,9 @@ from reconciler.zfs.model.data import FsRecord, HostData, MarkRecord, SnapRecord
 from reconciler.zfs.model.destroy import destroy_versions, rollback
 from reconciler.zfs.model.send import build_stream
 from reconciler.zfs.model.stream import ModelStream, decode_token
-from reconciler.zfs.port import SendRequest, SendStream, StampedListing
+from reconciler.zfs.port import HookRun, SendRequest, SendStream, StampedListing
+
+HookRunner = Callable[[tuple[str, ...], dict[str, str]], tuple[int | None, str]]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,6 +75,10 @@ class ModelZFS:
         self._data = HostData(host, seed)
         self._lock = threading.RLock()
         self.stamps_supported = True  # False: zfs before 2.2, without `snapshots_changed`
+        # what runs a hook here: (argv, env) → (exit status or None for a timeout, stderr);
+        # None: no command exists on this host (as a shell's 127)
+        self.hook_runner: HookRunner | None = None
+        self.hooks_run: list[tuple[tuple[str, ...], dict[str, str]]] = []
 
     # -- test setup (not part of the port) ------------------------------------------------
 
@@ -355,6 +361,17 @@ class ModelZFS:
     def rollback(self, filesystem: str, snapshot: str, destroy_newer: bool) -> None:
         self._data.check_reachable()
         rollback(self._data, filesystem, snapshot, destroy_newer)
+
+    def run_hook(self, command: Sequence[str], env: Mapping[str, str], timeout: int) -> HookRun:
+        """The test's `hook_runner` plays the command (outside the model's lock, so that it
+        may change this host, as a real command may)."""
+        self.hooks_run.append((tuple(command), dict(env)))
+        if self._data.unreachable is not None:
+            return HookRun(None, f"ssh: connect to host {self.host}: unreachable")
+        if self.hook_runner is None:
+            return HookRun(127, f"env: '{command[0]}': No such file or directory")
+        returncode, stderr = self.hook_runner(tuple(command), dict(env))
+        return HookRun(returncode, stderr if returncode is not None else "")
 
     @_locked
     def create(self, filesystem: str, parents: bool = True) -> None:
