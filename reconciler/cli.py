@@ -3,7 +3,7 @@ results and maps outcomes to exit codes (product.md §3).
 
     reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
               [--lock-dir PATH] [--lock-wait DURATION]
-    reconcile status [-f PATH]... [--output text|json]
+    reconcile status [-f PATH]... [--output text|json|nagios]
     reconcile validate [-f PATH]...
     reconcile watch [-f PATH]... [--policy NAME]... [--jobs N] [--resync DURATION]
                     [--lock-dir PATH]
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from reconciler.apply.lock import LockHeld, LockSet
     from reconciler.apply.passes import Connect, Dependencies, Locker, PassResult
     from reconciler.core.guard import DestroyLimit
+    from reconciler.core.nagios import NagiosResult
     from reconciler.core.plan import Plan
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
@@ -140,6 +141,8 @@ def main(
         _configure_logging(options.log_level, options.log_format, console.stderr)
     if command == "watch":  # loads (and reloads) the manifests itself: an invalid set waits
         return _watch(options, console, services)
+    if command == "status" and options.output == "nagios":  # exits 0-3, whatever happens
+        return _status_nagios(options, console, services)
     manifests = _load(options.file, console)
     if manifests is None:
         return EXIT_ERROR
@@ -210,7 +213,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--dry-run", action="store_true", help="observe and print the plan; change nothing"
         )
-    parser.add_argument("--output", choices=["text", "json"], default="text")
+    outputs = ["text", "json", "nagios"] if command == "status" else ["text", "json"]
+    parser.add_argument("--output", choices=outputs, default="text")
     if command == "pass":
         parser.add_argument(
             "--detailed-exitcode",
@@ -501,6 +505,43 @@ def _status(
     else:
         console.stdout.write(render_status_text(report))
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _status_nagios(options: argparse.Namespace, console: Console, services: Services) -> int:
+    """`reconcile status --output nagios`: exactly one plugin line on stdout and the plugin's
+    exit code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), whatever goes wrong; details of
+    invalid manifests and errors go to stderr (docs/status-and-lock.md)."""
+    from reconciler.core.nagios import nagios_unknown
+
+    try:
+        result = _nagios_result(options, console, services)
+    except Exception as error:  # a monitor must get its line: an internal error is UNKNOWN
+        _log().opt(exception=error).error("reconcile status failed")
+        result = nagios_unknown(f"internal error: {type(error).__name__}: {error}")
+    console.stdout.write(result.line + "\n")
+    return int(result.state)
+
+
+def _nagios_result(
+    options: argparse.Namespace, console: Console, services: Services
+) -> NagiosResult:
+    from reconciler.apply.passes import run_pass
+    from reconciler.core.nagios import nagios_check, nagios_unknown
+    from reconciler.core.status import status_report
+
+    try:
+        manifests = load_manifests(options.file or ["manifests"])
+    except ManifestErrors as errors:
+        for error in errors.errors:
+            console.stderr.write(f"{error}\n")
+        first = f": {errors.errors[0]}" if errors.errors else ""
+        return nagios_unknown(f"invalid manifests ({_count(len(errors.errors), 'error')}){first}")
+    unknown = sorted(set(options.policy or ()) - set(manifests.policies))
+    if unknown:
+        return nagios_unknown(f"unknown policy: {', '.join(map(repr, unknown))}")
+    now = _now(options, services)
+    result = run_pass(manifests, options.policy, now, services.dependencies(console), apply=False)
+    return nagios_check(status_report(result.policies, result.observed, result.plan, now))
 
 
 # --- the lock of an applying pass ------------------------------------------------------------

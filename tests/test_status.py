@@ -313,6 +313,8 @@ def test_text_is_a_table_per_policy_with_a_verdict() -> None:
         "NEWEST",
         "COMMON",
         "LAG",
+        "MAX",
+        "LAG",
         "PENDING",
     ]
     rows = [line.split() for line in lines if line.startswith("  tank/")]

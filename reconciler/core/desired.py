@@ -41,6 +41,7 @@ class TargetIntent:
     allow_rollback: bool
     allow_full_resync: bool
     hold_tag: str
+    max_lag: int | None = None  # seconds; `reconcile status` calls a pair stale beyond it
 
     def target_filesystem(self, source_filesystem: str) -> str:
         return f"{self.root}/{source_filesystem}"
@@ -142,6 +143,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
             allow_rollback=target.receive.allow_rollback,
             allow_full_resync=target.receive.allow_full_resync,
             hold_tag=hold_tag(prefix, name, target.name),
+            max_lag=target.max_lag,
         )
         for target in sorted(spec.replication, key=lambda t: t.name)
     )

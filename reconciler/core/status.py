@@ -8,9 +8,10 @@ reads them off (intents, observed state, the plan for that state, now), and its 
 
 Nothing is decided again here: the common snapshot comes from `core/incremental.py`, what is
 pending, in conflict or waiting comes from the plan. Conditions of one (filesystem, target)
-pair, the first that applies wins: `source_unreachable`, `target_unreachable`, `conflict`,
-`resuming`, `waiting_for_parent`, `never_replicated` (the target filesystem does not exist),
-`pending` (the plan has actions for the pair), `in_sync`.
+pair, the first that applies wins: `source_unreachable`, `conflict`, `stale` (the pair is
+behind by more than its target's `maxLag`), `target_unreachable`, `resuming`,
+`waiting_for_parent`, `never_replicated` (the target filesystem does not exist), `pending` (the
+plan has actions for the pair), `in_sync`. docs/status-and-lock.md explains the order.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Condition(StrEnum):
     TARGET_UNREACHABLE = "target_unreachable"
     RESUMING = "resuming"
     WAITING_FOR_PARENT = "waiting_for_parent"
+    STALE = "stale"
 
 
 class CommonFrom(StrEnum):
@@ -95,6 +97,10 @@ class ReplicaStatus:
     pending: int = 0  # plan actions for this pair
     pending_sends: int = 0  # of which send steps
     message: str = ""
+    # how long the target has lacked what the source has: `lag`; with no common snapshot on
+    # an observed target, the age of the oldest source snapshot it replicates (what maxLag
+    # is compared with: `behind_since`)
+    behind: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,7 @@ class TargetStatus:
     host: str
     root: str
     replicas: tuple[ReplicaStatus, ...]
+    max_lag: int | None = None  # the target's maxLag in seconds; None: no threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +161,7 @@ class StatusReport:
 
     @property
     def ok(self) -> bool:
-        """No conflict, every host observed: `reconcile status` exits 0."""
+        """No conflict, nothing stale, every host observed: `reconcile status` exits 0."""
         return all(h.reachable for h in self.hosts) and all(
             r.condition in HEALTHY for r in self.replicas
         )
@@ -244,6 +251,7 @@ def _policy(intent: PolicyIntent, observed: Observed, index: _PlanIndex, now: in
                 _replica(intent, target, state, observed.host(target.host), index, now)
                 for state in states
             ),
+            target.max_lag,
         )
         for target in intent.targets
     )
@@ -270,7 +278,7 @@ def _unobserved_source(
         condition=Condition.SOURCE_UNREACHABLE,
         message=f"source host {intent.source_host} could not be observed ({source.error})",
     )
-    return TargetStatus(target.name, target.host, target.root, (replica,))
+    return TargetStatus(target.name, target.host, target.root, (replica,), target.max_lag)
 
 
 def _schedule(intent: PolicyIntent) -> str | None:
@@ -304,8 +312,11 @@ def _replica(
         + index.actions[(*pair, target.host, target_fs)]
     )
     common, common_from = _newest_common(intent, target, source, target_host)
+    lag = now - common.time if common is not None else None
+    behind = lag if common is not None else _unreplicated_for(intent, source, target_host, now)
+    stale = _stale_message(target, behind, common_from, target_host)
     condition, conflict, message = _condition(
-        source.name, target_fs, pair, target_host, index, pending
+        source.name, target_fs, pair, target_host, index, pending, stale
     )
     return ReplicaStatus(
         filesystem=source.name,
@@ -315,11 +326,56 @@ def _replica(
         newest_snapshot=_newest_managed(intent, source),
         newest_common=common,
         common_from=common_from,
-        lag=now - common.time if common is not None else None,
+        lag=lag,
         pending=pending,
         pending_sends=index.sends[(*pair, source.name)],
         message=message,
+        behind=behind,
     )
+
+
+def beyond_max_lag(behind: int | None, max_lag: int | None) -> bool:
+    """The stale rule: behind by strictly more than the threshold (at it is still fine)."""
+    return behind is not None and max_lag is not None and behind > max_lag
+
+
+def _unreplicated_for(
+    intent: PolicyIntent, source: FilesystemState, target_host: HostState, now: int
+) -> int | None:
+    """With no common snapshot on an observed target (never replicated, or no common base):
+    the age of the oldest source snapshot the policy replicates, i.e. how long data has
+    existed that the target lacks. None when the target was not observed or there is none."""
+    if not target_host.reachable:
+        return None
+    oldest: int | None = None
+    for version in source.versions:
+        if version.kind is VersionKind.SNAPSHOT and intent.is_replicated(version.name):
+            when = intent.snapshot_time(version.name)
+            time = version.creation if when is None else when
+            oldest = time if oldest is None else min(oldest, time)
+    return None if oldest is None else now - oldest
+
+
+def _stale_message(
+    target: TargetIntent,
+    behind: int | None,
+    common_from: CommonFrom | None,
+    target_host: HostState,
+) -> str | None:
+    """Why the pair is stale; None when it is within its target's maxLag (or has none)."""
+    if behind is None or target.max_lag is None or not beyond_max_lag(behind, target.max_lag):
+        return None
+    limit = format_duration(target.max_lag)
+    if common_from is None:
+        why = f"never replicated: its oldest snapshot is {format_age(behind)} old"
+    else:
+        why = f"lag {format_age(behind)}"
+        if common_from is CommonFrom.CURSOR_BOOKMARK:
+            why += " (from the source's cursor bookmark)"
+    why += f", beyond maxLag {limit}"
+    if not target_host.reachable:
+        why += f"; target host {target_host.host} could not be observed ({target_host.error})"
+    return why
 
 
 def _condition(
@@ -329,13 +385,18 @@ def _condition(
     target_host: HostState,
     index: _PlanIndex,
     pending: int,
+    stale: str | None,
 ) -> tuple[Condition, Conflict | None, str]:
+    """The first condition that applies: a conflict needs a human more than the lag it
+    causes; a stale pair is stale whatever else it is (pending, resuming, unreachable)."""
+    conflict = index.conflicts.get((*pair, filesystem)) if target_host.reachable else None
+    if conflict is not None:
+        return Condition.CONFLICT, conflict, conflict.message
+    if stale is not None:
+        return Condition.STALE, None, stale
     if not target_host.reachable:
         why = f"target host {target_host.host} could not be observed ({target_host.error})"
         return Condition.TARGET_UNREACHABLE, None, why
-    conflict = index.conflicts.get((*pair, filesystem))
-    if conflict is not None:
-        return Condition.CONFLICT, conflict, conflict.message
     if (*pair, filesystem) in index.resuming:
         return Condition.RESUMING, None, "an interrupted receive resumes from its token"
     waiting = index.waiting.get((*pair, target_fs))
@@ -397,6 +458,7 @@ def _replica_json(replica: ReplicaStatus, now: int) -> JsonObject:
         "newest_common": _snapshot_json(replica.newest_common, now),
         "common_from": replica.common_from.value if replica.common_from is not None else None,
         "lag": replica.lag,
+        "behind": replica.behind,
         "pending": replica.pending,
         "pending_sends": replica.pending_sends,
         "message": replica.message,
@@ -424,6 +486,7 @@ def _policy_json(policy: PolicyStatus, now: int) -> JsonObject:
                 "name": t.name,
                 "host": t.host,
                 "root": t.root,
+                "max_lag": t.max_lag,
                 "filesystems": [_replica_json(r, now) for r in t.replicas],
             }
             for t in policy.targets
@@ -449,7 +512,7 @@ def status_to_json(report: StatusReport) -> JsonObject:
 
 # --- text -------------------------------------------------------------------------------------
 
-_COLUMNS = ("FILESYSTEM", "TARGET", "CONDITION", "NEWEST COMMON", "LAG", "PENDING")
+_COLUMNS = ("FILESYSTEM", "TARGET", "CONDITION", "NEWEST COMMON", "LAG", "MAX LAG", "PENDING")
 _SOURCE_COLUMNS = ("FILESYSTEM", "NEWEST SNAPSHOT", "AGE", "PENDING")
 
 
@@ -492,6 +555,7 @@ def _replica_row(target: TargetStatus, replica: ReplicaStatus) -> tuple[str, ...
         _condition_text(replica),
         common_text,
         "-" if replica.lag is None else format_age(replica.lag),
+        "-" if target.max_lag is None else format_duration(target.max_lag),
         _pending_text(replica),
     )
 

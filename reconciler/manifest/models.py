@@ -388,6 +388,9 @@ class TargetSpec(Model):
     """What a first send transfers: `mostRecent`, `all`, or `fail` (refuse)."""
     send: SendSpec = SendSpec()
     receive: ReceiveSpec = ReceiveSpec()
+    max_lag: Duration | None = None
+    """Replication lag beyond which a pair is `stale` in `reconcile status` (e.g. `2h`);
+    absent: no threshold."""
 
 
 class PolicySpec(Model):
