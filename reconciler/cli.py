@@ -2,11 +2,11 @@
 results and maps outcomes to exit codes (product.md §3).
 
     reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
-              [--lock-dir PATH] [--lock-wait DURATION]
+              [--lock-dir PATH] [--lock-wait DURATION] [--audit-log PATH]
     reconcile status [-f PATH]... [--output text|json|nagios]
     reconcile validate [-f PATH]...
     reconcile watch [-f PATH]... [--policy NAME]... [--jobs N] [--resync DURATION]
-                    [--lock-dir PATH]
+                    [--lock-dir PATH] [--audit-log PATH]
     reconcile schema
 
 A pass that applies takes the lock of every host its policies touch before it observes them, and
@@ -47,9 +47,10 @@ from reconciler.manifest.models import Host
 if TYPE_CHECKING:
     from loguru import Logger
 
+    from reconciler.apply.audit import AuditLog
     from reconciler.apply.executor import ApplyReport
     from reconciler.apply.lock import LockHeld, LockSet
-    from reconciler.apply.passes import Connect, Dependencies, Locker, PassResult
+    from reconciler.apply.passes import Connect, Dependencies, Locker, PassAudit, PassResult
     from reconciler.core.guard import DestroyLimit
     from reconciler.core.nagios import NagiosResult
     from reconciler.core.plan import Plan
@@ -84,7 +85,9 @@ class Services:
     clock: Callable[[], float] = time.time
     cancel: threading.Event = field(default_factory=threading.Event)
 
-    def dependencies(self, console: Console, lock: Locker | None = None) -> Dependencies:
+    def dependencies(
+        self, console: Console, lock: Locker | None = None, audit: PassAudit | None = None
+    ) -> Dependencies:
         """The pass's dependencies; the real driver reports transfer progress on the
         console's stderr when it is a terminal."""
         from reconciler.apply.passes import Dependencies
@@ -98,7 +101,7 @@ class Services:
             connect = partial(
                 connect_host, on_progress=ProgressReporter(terminal), cancel=self.cancel
             )
-        return Dependencies(connect=connect, cancel=self.cancel, lock=lock)
+        return Dependencies(connect=connect, cancel=self.cancel, lock=lock, audit=audit)
 
 
 def _log() -> Logger:
@@ -132,13 +135,20 @@ def main(
     if command == "pass" and options.detailed_exitcode and not options.dry_run:
         # an applying pass exits 0 or 1 (product.md §3); 2 would read as "changes pending"
         parser.error("--detailed-exitcode applies to --dry-run only")
+    if command == "pass" and options.audit_log is not None and options.dry_run:
+        parser.error("--audit-log records applied actions: a --dry-run applies none")
     if command == "schema":
         from reconciler.manifest.schema import schema_text
 
         console.stdout.write(schema_text())
         return EXIT_OK
     if command != "validate":  # validate logs nothing: every error is a line of its own
-        _configure_logging(options.log_level, options.log_format, console.stderr)
+        _configure_logging(
+            options.log_level,
+            options.log_format,
+            console.stderr,
+            _reported(command, options, console),
+        )
     if command == "watch":  # loads (and reloads) the manifests itself: an invalid set waits
         return _watch(options, console, services)
     if command == "status" and options.output == "nagios":  # exits 0-3, whatever happens
@@ -245,6 +255,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         )
         _guard_options(parser, force=True)
         _lock_options(parser)
+        _audit_option(parser)
     return parser
 
 
@@ -282,6 +293,15 @@ def _max_destroy(options: argparse.Namespace) -> DestroyLimit | None:
     return None if getattr(options, "force", False) else options.max_destroy
 
 
+def _audit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--audit-log",
+        default=None,
+        metavar="PATH",
+        help="append one JSON line per applied action to PATH (docs/audit-log.md)",
+    )
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
@@ -310,18 +330,39 @@ _NOT_A_TIME = "not an ISO 8601 time from 1970 to 9999: {text!r}"
 _YEAR_10000 = 253402300800
 
 
-def _configure_logging(level: str, log_format: str, stream: TextIO) -> None:
+def _reported(command: str, options: argparse.Namespace, console: Console) -> bool:
+    """Whether the action results are printed as a text report on a terminal: then the log
+    leaves out the INFO line of each (docs/logging.md: no line twice on one screen)."""
+    return (
+        command == "pass"
+        and not options.dry_run
+        and options.output == "text"
+        and _is_terminal(console.stdout)
+    )
+
+
+def _configure_logging(level: str, log_format: str, stream: TextIO, reported: bool = False) -> None:
+    """One sink on `stream`. With `reported`, the executor's INFO line per action result
+    counts as DEBUG: shown with --log-level DEBUG or TRACE only (failures, WARNING, stay)."""
     logger = _log()
     logger.remove()
+    hide = reported and logger.level(level).no > logger.level("DEBUG").no
+    keep = _not_reported if hide else None
     if log_format == "json":
-        logger.add(stream, level=level, serialize=True)
+        logger.add(stream, level=level, serialize=True, filter=keep)
     else:
         logger.add(
             stream,
             level=level,
             format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}",
             colorize=False,
+            filter=keep,
         )
+
+
+def _not_reported(record: Any) -> bool:
+    """Every log record but the INFO line of an action result (`apply/executor.py`)."""
+    return not (record["extra"].get("action_result") and record["level"].name == "INFO")
 
 
 def _load(paths: list[str] | None, console: Console) -> Manifests | None:
@@ -366,12 +407,13 @@ def _pass(
     console: Console,
     services: Services,
     lock: Locker,
+    audit: AuditLog | None = None,
 ) -> int:
     """Observe, plan, apply and report. A host that cannot be connected or observed gets
     nothing; the other policies proceed, and the exit code is 1."""
     from reconciler.apply.passes import run_pass
 
-    deps = services.dependencies(console, lock)
+    deps = services.dependencies(console, lock, audit.for_pass if audit is not None else None)
     with _interruptible(services.cancel):
         result = run_pass(
             manifests,
@@ -384,7 +426,26 @@ def _pass(
     assert result.report is not None
     _show_pass(result.plan, result.report, options.output, console.stdout)
     _show_withheld(result, options.output, console.stdout)
+    if audit is not None and audit.failures:
+        console.stderr.write(one_line(f"error: audit log: {audit.failures[0]}") + "\n")
+        return EXIT_ERROR
     return EXIT_ERROR if result.errors else EXIT_OK
+
+
+@contextmanager
+def _audit_log(path: str | None, manifest_paths: Sequence[str]) -> Iterator[AuditLog | None]:
+    """The audit log of `--audit-log PATH`, open while the block runs (None without it).
+    Raises AuditError when PATH cannot be one: before anything is observed or applied."""
+    if path is None:
+        yield None
+        return
+    from reconciler.apply.audit import AuditLog
+
+    log = AuditLog.open(path, manifest_paths)
+    try:
+        yield log
+    finally:
+        log.close()
 
 
 @contextmanager
@@ -582,6 +643,7 @@ def _locked_pass(
 ) -> int:
     """The applying pass, holding the lock of every host it touches from before it observes
     them until its last action has finished."""
+    from reconciler.apply.audit import AuditError
     from reconciler.apply.lock import Holder, LockError, LockHeld, acquire_locks, default_lock_dir
     from reconciler.apply.lock import lock_aliases as aliases_of
 
@@ -607,7 +669,11 @@ def _locked_pass(
         return locks
 
     try:
-        return _pass(options, manifests, console, services, lock)
+        with _audit_log(options.audit_log, options.file or ["manifests"]) as audit:
+            return _pass(options, manifests, console, services, lock, audit)
+    except AuditError as error:
+        console.stderr.write(one_line(f"error: {error}") + "\n")
+        return EXIT_ERROR
     except LockHeld as held:
         message = _lock_held_message(held, aliases[held.key], options.lock_wait)
         console.stderr.write(one_line(message.rstrip("\n")) + "\n")
@@ -660,6 +726,7 @@ def _watch_options(parser: argparse.ArgumentParser) -> None:
     )
     _guard_options(parser, force=False)
     _lock_options(parser, wait=False)
+    _audit_option(parser)
 
 
 def _resync(text: str) -> int:
@@ -676,6 +743,20 @@ _MAX_RESYNC = 365 * 86400
 
 
 def _watch(options: argparse.Namespace, console: Console, services: Services) -> int:
+    """The control loop, with its audit log open (`--audit-log`) while it runs."""
+    from reconciler.apply.audit import AuditError
+
+    try:
+        with _audit_log(options.audit_log, options.file or ["manifests"]) as audit:
+            return _run_watch(options, console, services, audit)
+    except AuditError as error:
+        console.stderr.write(one_line(f"error: {error}") + "\n")
+        return EXIT_ERROR
+
+
+def _run_watch(
+    options: argparse.Namespace, console: Console, services: Services, audit: AuditLog | None
+) -> int:
     """Run the control loop until SIGTERM or SIGINT (exit 0); SIGHUP re-reads the manifests.
     The signal handlers only note the signal and write a byte to a pipe the main thread
     reads: they take no lock, so they cannot deadlock with the thread they interrupt."""
@@ -701,6 +782,7 @@ def _watch(options: argparse.Namespace, console: Console, services: Services) ->
             clock=SystemClock(),
             cancel=services.cancel,
             lock=SharedHostLocks(lock_dir, lambda: Holder.current(resolved, services.clock())),
+            audit=audit.for_pass if audit is not None else None,
         ),
     )
 

@@ -105,7 +105,12 @@ def test_normalized_is_json_of_effective_values_by_alias() -> None:
     form = normalized(BASE)
     assert list(form) == ["host backup", "host nas", "policy home"]
     assert form["host backup"]["spec"]["ssh"]["port"] == 22
-    assert form["host nas"]["spec"] == {"transport": "local", "ssh": None, "zfsCommand": ["zfs"]}
+    assert form["host nas"]["spec"] == {
+        "transport": "local",
+        "ssh": None,
+        "zfsCommand": ["zfs"],
+        "commandTimeout": "10m",
+    }
     assert form["policy home"]["spec"]["snapshots"]["interval"] == "15m"
     assert form["policy home"]["spec"]["replication"][0]["initialReplication"] == "mostRecent"
 

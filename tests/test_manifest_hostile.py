@@ -299,8 +299,9 @@ def test_line_breaks_and_control_characters_are_escaped_in_errors(tmp_path: Path
     escaped = one_line(str(path))
     assert lines == [
         f'{escaped}:4:8: spec["trans\\nport\\u2028"]: unknown field'
-        " (allowed: ssh, transport, zfsCommand)",
-        f'{escaped}:4:36: spec["\\x1b[31m"]: unknown field (allowed: ssh, transport, zfsCommand)',
+        " (allowed: commandTimeout, ssh, transport, zfsCommand)",
+        f'{escaped}:4:36: spec["\\x1b[31m"]: unknown field'
+        " (allowed: commandTimeout, ssh, transport, zfsCommand)",
     ]
 
 

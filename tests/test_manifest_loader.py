@@ -85,7 +85,7 @@ def test_every_error_of_a_multi_document_file_is_reported_together() -> None:
         " (at least ssh.host)",
         "tests/manifests/errors.yaml:4:36: spec.zfsCommand: must not be empty",
         "tests/manifests/errors.yaml:12:3: spec.colour: unknown field"
-        " (allowed: ssh, transport, zfsCommand)",
+        " (allowed: commandTimeout, ssh, transport, zfsCommand)",
         'tests/manifests/errors.yaml:20:33: spec.source.filesystems["tank/home<"]:'
         " expected true or false, got the string 'yes'",
         'tests/manifests/errors.yaml:20:38: spec.source.filesystems["/tank"]:'

@@ -23,8 +23,9 @@ Every action is idempotent (product guarantee 6): what ZFS reports as "already s
 | destroy      | DatasetNotFound and none of the versions is left (else the rest is destroyed) |
 
 A destroy refused by SnapshotHeld is retried once without the held snapshots; the result names
-the ones kept. One log line per action (kind, host, target, outcome, duration); sinks are the
-CLI's business.
+the ones kept. One log line per action (kind, host, target, outcome, duration), marked
+`action_result` so that the CLI can leave it out where its report shows the same line
+(docs/logging.md); sinks are the CLI's business.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ActionResult:
     message: str
     error: ZFSError | None = None
     duration: float = 0.0  # seconds
+    bytes: int | None = None  # what a send's stream carried, when measured; None otherwise
     hook_failures: tuple[str, ...] = ()  # hooks of a snapshot that failed, one line each
 
     @property
@@ -361,17 +363,23 @@ def run_action(action: Action, hosts: Mapping[str, ZFS]) -> ActionResult:
             hooked.message,
             hooked.error,
             time.monotonic() - start,
-            hooked.hook_failures,
+            hook_failures=hooked.hook_failures,
         )
+    sent: int | None = None
     try:
-        status, message = _dispatch(action, hosts)
+        if isinstance(action, SendAction):
+            source, target = _host(hosts, action.host), _host(hosts, action.target_host)
+            status, message, sent = _send(source, target, action)
+        else:
+            status, message = _dispatch(action, hosts)
         error = None
     except ZFSError as failure:
         status, message, error = ActionStatus.FAILED, failure.detail, failure
-    return ActionResult(action.id, status, message, error, time.monotonic() - start)
+    return ActionResult(action.id, status, message, error, time.monotonic() - start, bytes=sent)
 
 
 Outcome = tuple[ActionStatus, str]
+Sent = tuple[ActionStatus, str, int | None]  # a send's outcome and the bytes it measured
 
 
 def _dispatch(action: Action, hosts: Mapping[str, ZFS]) -> Outcome:
@@ -389,7 +397,7 @@ def _dispatch(action: Action, hosts: Mapping[str, ZFS]) -> Outcome:
             host.rollback(action.filesystem, _short(action.snapshot), bool(action.destroys))
             return ActionStatus.OK, f"rolled back to {action.snapshot}"
         case SendAction():
-            return _send(host, _host(hosts, action.target_host), action)
+            return _send(host, _host(hosts, action.target_host), action)[:2]
         case BookmarkAction():
             mark = partial(
                 host.bookmark, action.filesystem, _short(action.snapshot), _short(action.bookmark)
@@ -441,16 +449,17 @@ def _with_snapshot(host: ZFS, filesystems: Sequence[str], name: str) -> set[str]
     return {fs for fs, state in seen.items() if any(v.name == name for v in state.snapshots)}
 
 
-def _send(source: ZFS, target: ZFS, action: SendAction) -> Outcome:
+def _send(source: ZFS, target: ZFS, action: SendAction) -> Sent:
     stream = source.send(_request(action))
     try:
-        target.receive(action.target_filesystem, stream, action.receive_options)
+        sent = target.receive(action.target_filesystem, stream, action.receive_options)
     except (DatasetExists, ReceiveRefused):
         if not _already_received(source, target, action):
             raise
-        return ActionStatus.ALREADY_DONE, f"{action.to_snapshot} is already on the target"
+        return ActionStatus.ALREADY_DONE, f"{action.to_snapshot} is already on the target", None
     where = f"{action.target_host}:{action.target_filesystem}"
-    return ActionStatus.OK, f"received {', '.join('@' + d for d in action.delivers)} on {where}"
+    delivered = ", ".join("@" + d for d in action.delivers)
+    return ActionStatus.OK, f"received {delivered} on {where}", sent
 
 
 def _request(action: SendAction) -> SendRequest:
@@ -544,7 +553,8 @@ def _log(action: Action, result: ActionResult) -> None:
     else:
         where = f"{action.host}:{action.filesystem}"
     level = "WARNING" if result.status is ActionStatus.FAILED else "INFO"
-    logger.log(
+    # `action_result` lets the CLI leave out the lines its report repeats (docs/logging.md)
+    logger.bind(action_result=True).log(
         level,
         "action {} {} {}: {} in {:.3f}s: {}",
         action.id,

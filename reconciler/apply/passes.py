@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from reconciler.apply.executor import ApplyReport, EventSink, execute
+from reconciler.apply.executor import ActionResult, ApplyReport, EventSink, execute
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.details import needed_details
 from reconciler.core.guard import DEFAULT_LIMIT, DestroyLimit, GuardedDestroys, guard_plan
@@ -41,6 +41,8 @@ from reconciler.zfs.stamps import VersionCache
 Connect = Callable[[Host], ZFS]
 # the Host manifests a pass touches → a context that holds their locks (raises if it cannot)
 Locker = Callable[[Sequence[Host]], AbstractContextManager[Any]]
+# the manifests and plan of a pass about to apply → the sink of its results (the audit log's)
+PassAudit = Callable[[Manifests, Plan], EventSink]
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,15 @@ class Dependencies:
     transfers are stopped by their driver; `lock`, when given, holds the hosts' locks around an
     applying pass; `on_result` sees each action's result as it finishes; `versions`, the
     control loop's, lets a pass skip listing the snapshots of filesystems whose
-    `snapshots_changed` did not move (`zfs/stamps.py`)."""
+    `snapshots_changed` did not move (`zfs/stamps.py`); `audit`, given the manifests and plan
+    of each applying pass, returns the sink that records its results (`apply/audit.py`)."""
 
     connect: Connect
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: Locker | None = None
     on_result: EventSink | None = None
     versions: VersionCache | None = None  # the loop's: snapshots of unchanged filesystems
+    audit: PassAudit | None = None
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,23 @@ def run_pass(
         plan = verdict.plan
         if not apply:
             return PassResult(selected, observed, plan, withheld=verdict.withheld)
-        report = execute(plan, hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
+        sink = _sink(deps, manifests, plan)
+        report = execute(plan, hosts, on_event=sink, jobs=jobs, cancel=deps.cancel)
     return PassResult(selected, observed, plan, report, verdict.withheld)
+
+
+def _sink(deps: Dependencies, manifests: Manifests, plan: Plan) -> EventSink | None:
+    """`deps.on_result` and the audit's sink of this pass, as one."""
+    sinks = [deps.on_result, deps.audit(manifests, plan) if deps.audit is not None else None]
+    present = [sink for sink in sinks if sink is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def each(result: ActionResult) -> None:
+        for sink in present:
+            sink(result)
+
+    return each
 
 
 def _locks(

@@ -35,7 +35,14 @@ from loguru import logger
 
 from reconciler.apply.executor import ActionStatus
 from reconciler.apply.lock import LockError, LockHeld, lock_key
-from reconciler.apply.passes import Connect, Dependencies, Locker, PassResult, run_pass
+from reconciler.apply.passes import (
+    Connect,
+    Dependencies,
+    Locker,
+    PassAudit,
+    PassResult,
+    run_pass,
+)
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.guard import DEFAULT_LIMIT, DestroyLimit
 from reconciler.core.plan import SnapshotAction
@@ -105,6 +112,7 @@ class LoopServices:
     load: Callable[[Sequence[str]], Manifests] = load_manifests
     rng: random.Random = field(default_factory=random.Random)
     on_pass: PassObserver | None = None
+    audit: PassAudit | None = None  # the audit log's sink of each pass (`apply/audit.py`)
 
 
 @dataclass(frozen=True)
@@ -403,6 +411,7 @@ class Controller:
             cancel=self.services.cancel,
             lock=self.services.lock,
             versions=self._versions,
+            audit=self.services.audit,
         )
 
     def _classify(self, result: PassResult) -> tuple[Outcome, str, str | None]:

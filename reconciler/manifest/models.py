@@ -53,6 +53,7 @@ from reconciler.manifest.fields import (
 from reconciler.manifest.limits import MAX_TARGETS
 
 API_VERSION = "zfs-reconciler.dev/v1alpha1"
+MAX_COMMAND_TIMEOUT = 86400  # a Host's commandTimeout, at most 1d
 KINDS = ("Host", "Policy")
 
 
@@ -134,6 +135,16 @@ class HostSpec(Model):
     """Connection settings; required with transport ssh, forbidden with local."""
     zfs_command: list[NonEmpty] = Field(default=["zfs"], min_length=1)
     """The argv that runs zfs on the host, e.g. `[sudo, zfs]`."""
+    command_timeout: Duration = Field(default="10m", validate_default=True)
+    """How long a zfs command other than a transfer may run before it is killed and the host
+    is treated as unreachable for the pass (default 10m; at most 1d). Transfers have none."""
+
+    @field_validator("command_timeout")
+    @classmethod
+    def _timeout_bounded(cls, seconds: int) -> int:
+        if seconds > MAX_COMMAND_TIMEOUT:
+            raise invalid("timeout_too_long", "commandTimeout must be at most 1d")
+        return seconds
 
     @field_validator("ssh")
     @classmethod

@@ -1,8 +1,9 @@
 """From a Host manifest to a working driver: which runner, which zfs command.
 
 Owned here: `runner_for(host)` (a `LocalRunner` for transport local, an `SshRunner` built from
-the `ssh` block for transport ssh) and `connect(host, on_progress=...)`, the CLI's default way
-to reach a host. Nothing is contacted here: the first command is the pass's observation.
+the `ssh` block for transport ssh; either with the host's `commandTimeout`) and
+`connect(host, on_progress=...)`, the CLI's default way to reach a host. Nothing is contacted
+here: the first command is the pass's observation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def runner_for(host: Host) -> CommandRunner:
     name = host.metadata.name
     spec = host.spec
     if spec.transport is Transport.LOCAL or spec.ssh is None:
-        return LocalRunner(host=name)
+        return LocalRunner(host=name, timeout=spec.command_timeout)
     ssh = spec.ssh
     return SshRunner(
         host=name,
@@ -28,6 +29,7 @@ def runner_for(host: Host) -> CommandRunner:
         user=ssh.user,
         identity_file=ssh.identity_file,
         options=tuple(ssh.options),
+        timeout=spec.command_timeout,
     )
 
 

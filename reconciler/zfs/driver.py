@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -214,7 +215,7 @@ class ZfsDriver:
             filesystem=request.filesystem,
         )
 
-    def receive(self, filesystem: str, stream: object, options: ReceiveOptions) -> None:
+    def receive(self, filesystem: str, stream: object, options: ReceiveOptions) -> int | None:
         if not isinstance(stream, PendingSend):
             raise TypeError(f"ZfsDriver receives a PendingSend, not {type(stream).__name__}")
         receive_argv = (
@@ -230,6 +231,10 @@ class ZfsDriver:
             estimate=stream.estimate,
             on_progress=self.on_progress,
             cancel=self.cancel,
+            shown_as=(
+                f"{stream.runner.host}: {shlex.join(stream.argv)}",
+                f"{self.host}: {shlex.join(receive_argv)}",
+            ),
         )
         if result.stopped == CANCELLED:
             raise StreamInterrupted(self.host, filesystem, CANCELLED, receive_argv)
@@ -242,6 +247,7 @@ class ZfsDriver:
                 send_command=stream.argv,
                 receive_command=receive_argv,
             )
+        return result.bytes_done
 
     def abort_resume(self, filesystem: str) -> None:
         self._run(commands.abort_resume(filesystem), filesystem)

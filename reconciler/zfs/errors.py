@@ -7,6 +7,8 @@ idempotent, and reports the rest per action.
 
 from __future__ import annotations
 
+import shlex
+
 
 class ZFSError(Exception):
     """A zfs operation failed. `detail` is what ZFS said (stderr), or the model's words."""
@@ -76,3 +78,19 @@ class HostUnreachable(ZFSError):
 
 class StampsUnsupported(ZFSError):
     """zfs has no `snapshots_changed` (OpenZFS before 2.2): the stamp listing cannot be made."""
+
+
+class CommandTimedOut(HostUnreachable):
+    """A command did not end within the host's `commandTimeout`: it was killed. A host that
+    hangs is treated as one that cannot be reached (transient: the next pass tries again)."""
+
+    def __init__(self, host: str, command: tuple[str, ...], seconds: float):
+        self.seconds = seconds
+        detail = f"no answer within {seconds:g}s (commandTimeout), killed: {_shown(command)}"
+        super().__init__(host, "", detail, command)
+
+
+def _shown(command: tuple[str, ...], limit: int = 200) -> str:
+    """The command as a shell would read it, cut to `limit` characters for a message."""
+    text = shlex.join(command).replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

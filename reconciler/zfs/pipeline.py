@@ -13,19 +13,24 @@ Supervision:
 - the sender's stderr is read line by line: lines the `progress` parser recognises (zfs send
   `-v -P` prints bytes sent once per second) become `TransferProgress` callbacks, the rest is
   kept as the sender's stderr; the receiver's stderr is kept whole.
-The caller decides what the failure means (`zfs/stderr.py` picks the first cause).
+The caller decides what the failure means (`zfs/stderr.py` picks the first cause). When the
+pipeline ends, one debug line names both sides, their exit status, the duration and the bytes
+measured (docs/logging.md). Transfers have no timeout: a stream may rightly take days.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shlex
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
+
+from loguru import logger
 
 POLL_SECONDS = 0.02  # where the platform has no pidfd: how often both sides are polled
 WAKE_SECONDS = 0.2  # with pidfds: the longest sleep between looks at `cancel`
@@ -147,8 +152,11 @@ def run_pipeline(
     on_progress: ProgressSink | None = None,
     grace: float = 5.0,
     cancel: threading.Event | None = None,
+    shown_as: tuple[str, str] | None = None,
 ) -> PipelineResult:
-    """Run `send_argv | receive_argv` (both local argvs) and supervise both until they end."""
+    """Run `send_argv | receive_argv` (both local argvs) and supervise both until they end.
+    `shown_as` is how the debug line names each side (the host and the argv meant for it);
+    by default, the local argvs."""
     started = time.monotonic()
     read_end, write_end = os.pipe()
     receiver: subprocess.Popen[bytes] | None = None
@@ -185,7 +193,7 @@ def run_pipeline(
         reader.join()
     complete = _returncode(sender) == 0 and _returncode(receiver) == 0
     log.report(finished=True, complete=complete)
-    return PipelineResult(
+    result = PipelineResult(
         send_returncode=_returncode(sender),
         receive_returncode=_returncode(receiver),
         send_stderr="".join(log.kept),
@@ -193,6 +201,19 @@ def run_pipeline(
         bytes_done=log.bytes_done,
         seconds=time.monotonic() - started,
         stopped=stopped,
+    )
+    sides = shown_as or (shlex.join(send_argv), shlex.join(receive_argv))
+    logger.opt(lazy=True).debug("{}", lambda: _described(sides, result))
+    return result
+
+
+def _described(sides: tuple[str, str], result: PipelineResult) -> str:
+    """The debug line of a finished transfer: both sides, their exit status, duration."""
+    amount = "" if result.bytes_done is None else f", {result.bytes_done} bytes"
+    why = f" ({result.stopped})" if result.stopped else ""
+    return (
+        f"transfer: {sides[0]} | {sides[1]} -> sender exit {result.send_returncode}, "
+        f"receiver exit {result.receive_returncode} in {result.seconds:.3f}s{amount}{why}"
     )
 
 

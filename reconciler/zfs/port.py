@@ -107,8 +107,9 @@ class ZFS(Protocol):
 
     def send(self, request: SendRequest) -> SendStream: ...
 
-    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
-        """`zfs receive -s -u [-F] [-o P=V] [-x P] filesystem` from a stream of another host."""
+    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> int | None:
+        """`zfs receive -s -u [-F] [-o P=V] [-x P] filesystem` from a stream of another host;
+        the bytes the stream carried, when they were measured (None otherwise)."""
         ...
 
     def abort_resume(self, filesystem: str) -> None:

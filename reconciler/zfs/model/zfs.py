@@ -273,11 +273,12 @@ class ModelZFS:
         return build_stream(self._data, request)
 
     @_locked
-    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> None:
+    def receive(self, filesystem: str, stream: SendStream, options: ReceiveOptions) -> int:
         self._data.check_reachable()
         if not isinstance(stream, ModelStream):
             raise TypeError(f"ModelZFS receives ModelStream, not {type(stream).__name__}")
         model_receive.receive(self._data, filesystem, stream, options)
+        return stream.size
 
     @_locked
     def abort_resume(self, filesystem: str) -> None:
