@@ -1,8 +1,9 @@
 """The `reconcile` command: parses arguments, wires the shell around the pure core, renders
 results and maps outcomes to exit codes (product.md §3).
 
-    reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
-              [--lock-dir PATH] [--lock-wait DURATION]
+    reconcile [-f PATH]... [--dry-run [--output text|json|markdown] [--detailed-exitcode]
+                                     [--out PATH]]
+              [--plan PATH] [--lock-dir PATH] [--lock-wait DURATION]
     reconcile status [-f PATH]... [--output text|json]
     reconcile validate [-f PATH]...
     reconcile watch [-f PATH]... [--policy NAME]... [--jobs N] [--resync DURATION]
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from reconciler.apply.lock import LockHeld, LockSet
     from reconciler.apply.passes import Connect, Dependencies, Locker
     from reconciler.core.plan import Plan
+    from reconciler.core.saved_plan import SavedPlan
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
 # them, not here: `validate` and `schema`, which CI runs on every pull request, start in about
@@ -130,6 +132,8 @@ def main(
     if command == "pass" and options.detailed_exitcode and not options.dry_run:
         # an applying pass exits 0 or 1 (product.md §3); 2 would read as "changes pending"
         parser.error("--detailed-exitcode applies to --dry-run only")
+    if command == "pass":
+        _check_saved_plan_options(parser, options)
     if command == "schema":
         from reconciler.manifest.schema import schema_text
 
@@ -209,7 +213,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--dry-run", action="store_true", help="observe and print the plan; change nothing"
         )
-    parser.add_argument("--output", choices=["text", "json"], default="text")
+        _saved_plan_options(parser)
+    outputs = ["text", "json", "markdown"] if command == "pass" else ["text", "json"]
+    parser.add_argument("--output", choices=outputs, default="text")
     if command == "pass":
         parser.add_argument(
             "--detailed-exitcode",
@@ -310,10 +316,25 @@ def _dry_run(
 ) -> int:
     """Observe and plan, print the plan; change nothing and take no lock."""
     from reconciler.apply.passes import run_pass
+    from reconciler.apply.saved_plan import (
+        SavedPlanFileError,
+        check_out_path,
+        saved_plan_of,
+        write_saved_plan,
+    )
 
-    deps = services.dependencies(console)
-    result = run_pass(manifests, options.policy, _now(options, services), deps, apply=False)
-    _show_plan(result.plan, options.output, console.stdout)
+    out = Path(options.out) if options.out is not None else None
+    try:
+        if out is not None:
+            check_out_path(out)  # before observing: a path that cannot be written wastes a pass
+        deps = services.dependencies(console)
+        result = run_pass(manifests, options.policy, _now(options, services), deps, apply=False)
+        _show_plan(result.plan, options.output, console.stdout)
+        if out is not None:
+            write_saved_plan(out, saved_plan_of(result, manifests, options.policy))
+    except SavedPlanFileError as error:
+        console.stderr.write(one_line(f"error: cannot save the plan: {error}") + "\n")
+        return EXIT_ERROR
     return _dry_run_exit(result.plan, options.detailed_exitcode)
 
 
@@ -327,12 +348,21 @@ def _pass(
     """Observe, plan, apply and report. A host that cannot be connected or observed gets
     nothing; the other policies proceed, and the exit code is 1."""
     from reconciler.apply.passes import run_pass
+    from reconciler.apply.saved_plan import StalePlan, expect
 
     deps = services.dependencies(console, lock)
-    with _interruptible(services.cancel):
-        result = run_pass(
-            manifests, options.policy, _now(options, services), deps, jobs=options.jobs
-        )
+    only, now, check = options.policy, _now(options, services), None
+    if options.plan is not None:
+        saved = _read_saved_plan(options.plan, manifests, console)
+        if saved is None:
+            return EXIT_ERROR
+        only, now, check = saved.policies, saved.now, expect(saved)
+    try:
+        with _interruptible(services.cancel):
+            result = run_pass(manifests, only, now, deps, jobs=options.jobs, check=check)
+    except StalePlan as stale:
+        _refuse_stale(options.plan, stale, console)
+        return EXIT_ERROR
     assert result.report is not None
     _show_pass(result.plan, result.report, options.output, console.stdout)
     return EXIT_ERROR if result.errors else EXIT_OK
@@ -363,6 +393,10 @@ def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
 
     if output == "json":
         stream.write(dump_plan_json(plan))
+    elif output == "markdown":
+        from reconciler.core.render_markdown import render_markdown
+
+        stream.write(render_markdown(plan))
     else:
         stream.write(render_text(plan))
 
@@ -419,6 +453,74 @@ def _unobserved_text(plan: Plan) -> str:
     hosts = plan.unobserved_hosts
     which = "; ".join(f"{u.host} ({u.error})" for u in hosts)
     return f", {len(hosts)} host{'' if len(hosts) == 1 else 's'} not observed: {which}"
+
+
+# --- saved plans (--out, --plan) --------------------------------------------------------------
+
+
+def _saved_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="with --dry-run: also save the plan, with what it was made from, to PATH",
+    )
+    parser.add_argument(
+        "--plan",
+        default=None,
+        metavar="PATH",
+        help="apply exactly the plan saved by --dry-run --out PATH, or nothing if it is stale",
+    )
+
+
+def _check_saved_plan_options(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Usage errors (exit 2): `--out` and `--output markdown` only with `--dry-run`;
+    `--plan` only without it, and without `--policy` and `--now` (the saved plan fixes both)."""
+    if options.out is not None and not options.dry_run:
+        parser.error("--out applies to --dry-run only (apply a saved plan with --plan PATH)")
+    if options.output == "markdown" and not options.dry_run:
+        parser.error("--output markdown applies to --dry-run only")
+    if options.plan is None:
+        return
+    if options.dry_run:
+        parser.error("--plan applies a saved plan and cannot be combined with --dry-run")
+    if options.policy is not None or options.now is not None:
+        parser.error("--plan takes its policies and time from the saved plan: drop --policy/--now")
+
+
+def _read_saved_plan(path: str, manifests: Manifests, console: Console) -> SavedPlan | None:
+    """The saved plan in `path`, made from these manifests; None (the reason written as one
+    line) when it cannot be read or was made from other manifests."""
+    from reconciler.apply.saved_plan import (
+        SavedPlanFileError,
+        StalePlan,
+        check_manifests,
+        read_saved_plan,
+    )
+
+    try:
+        saved = read_saved_plan(Path(path))
+    except SavedPlanFileError as error:
+        console.stderr.write(one_line(f"error: cannot use the saved plan {error}") + "\n")
+        return None
+    try:
+        check_manifests(saved, manifests)
+    except StalePlan as stale:
+        _refuse_stale(path, stale, console)
+        return None
+    return saved
+
+
+def _refuse_stale(path: str, stale: Exception, console: Console) -> None:
+    from reconciler.apply.saved_plan import StalePlan
+
+    changes = stale.changes if isinstance(stale, StalePlan) else (str(stale),)
+    console.stderr.write(
+        one_line(f"error: the saved plan {path} is stale; nothing was applied; make a new one")
+        + " with --dry-run --out:\n"
+    )
+    for change in changes:
+        console.stderr.write(f"  {one_line(change)}\n")
 
 
 # --- status -----------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ from reconciler.zfs.port import ZFS
 from reconciler.zfs.stamps import VersionCache
 
 Connect = Callable[[Host], ZFS]
+# (selected policies, what was observed, the plan made now) → the plan to carry out; raises
+# to apply nothing (a saved plan that is stale, `apply/saved_plan.py`)
+PlanCheck = Callable[[Sequence[PolicyIntent], Observed, Plan], Plan]
 # the Host manifests a pass touches → a context that holds their locks (raises if it cannot)
 Locker = Callable[[Sequence[Host]], AbstractContextManager[Any]]
 
@@ -125,15 +128,21 @@ def run_pass(
     *,
     apply: bool = True,
     jobs: int = 1,
+    check: PlanCheck | None = None,
 ) -> PassResult:
     """Observe the hosts of the selected policies (`only`; None: all), plan at `now`, and
     unless `apply` is false carry the plan out, `jobs` independent filesystems at a time.
-    Raises what `deps.lock` raises when a lock cannot be had (nothing was observed then)."""
+    With `check`, the plan carried out (and returned) is the one `check` returns once it has
+    seen what was observed and planned, still under the locks; what `check` raises is raised
+    and nothing is applied. Raises what `deps.lock` raises when a lock cannot be had (nothing
+    was observed then)."""
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
         hosts, observed = _observe(manifests, selected, deps.connect, now, deps.versions)
         plan = plan_intents(selected, observed, now)
+        if check is not None:
+            plan = check(selected, observed, plan)
         if not apply:
             return PassResult(selected, observed, plan)
         report = execute(plan, hosts, on_event=deps.on_result, jobs=jobs, cancel=deps.cancel)
