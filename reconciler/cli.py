@@ -1,7 +1,9 @@
 """The `reconcile` command: parses arguments, wires the shell around the pure core, renders
 results and maps outcomes to exit codes (product.md §3).
 
-    reconcile [-f PATH]... [--dry-run [--output text|json] [--detailed-exitcode]]
+    reconcile [-f PATH]... [--dry-run [--output text|json|markdown] [--detailed-exitcode]
+                                     [--out PATH]]
+              [--plan PATH] [--max-destroy N|N%] [--force]
               [--lock-dir PATH] [--lock-wait DURATION] [--audit-log PATH]
     reconcile status [-f PATH]... [--output text|json|nagios]
     reconcile validate [-f PATH]...
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from reconciler.core.guard import DestroyLimit
     from reconciler.core.nagios import NagiosResult
     from reconciler.core.plan import Plan
+    from reconciler.core.saved_plan import SavedPlan
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
 # them, not here: `validate` and `schema`, which CI runs on every pull request, start in about
@@ -137,6 +140,8 @@ def main(
         parser.error("--detailed-exitcode applies to --dry-run only")
     if command == "pass" and options.audit_log is not None and options.dry_run:
         parser.error("--audit-log records applied actions: a --dry-run applies none")
+    if command == "pass":
+        _check_saved_plan_options(parser, options)
     if command == "schema":
         from reconciler.manifest.schema import schema_text
 
@@ -223,7 +228,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--dry-run", action="store_true", help="observe and print the plan; change nothing"
         )
-    outputs = ["text", "json", "nagios"] if command == "status" else ["text", "json"]
+        _saved_plan_options(parser)
+    outputs = {"status": ["text", "json", "nagios"], "pass": ["text", "json", "markdown"]}.get(
+        command, ["text", "json"]
+    )
     parser.add_argument("--output", choices=outputs, default="text")
     if command == "pass":
         parser.add_argument(
@@ -265,7 +273,7 @@ def _guard_options(parser: argparse.ArgumentParser, *, force: bool) -> None:
     parser.add_argument(
         "--max-destroy",
         type=_destroy_limit,
-        default=DEFAULT_LIMIT,
+        default=None,
         metavar="N|N%",
         help="withhold the destroys of a filesystem when a pass would destroy more than N of "
         "its snapshots, or more than N%% of those the policy manages there "
@@ -290,7 +298,11 @@ def _destroy_limit(text: str) -> DestroyLimit:
 
 def _max_destroy(options: argparse.Namespace) -> DestroyLimit | None:
     """The guard's limit for this pass; None with --force."""
-    return None if getattr(options, "force", False) else options.max_destroy
+    from reconciler.core.guard import DEFAULT_LIMIT
+
+    if getattr(options, "force", False):
+        return None
+    return DEFAULT_LIMIT if options.max_destroy is None else options.max_destroy
 
 
 def _audit_option(parser: argparse.ArgumentParser) -> None:
@@ -391,13 +403,29 @@ def _dry_run(
 ) -> int:
     """Observe and plan, print the plan; change nothing and take no lock."""
     from reconciler.apply.passes import run_pass
+    from reconciler.apply.saved_plan import (
+        SavedPlanFileError,
+        check_out_path,
+        saved_plan_of,
+        write_saved_plan,
+    )
 
-    deps = services.dependencies(console)
-    now = _now(options, services)
+    out = Path(options.out) if options.out is not None else None
     limit = _max_destroy(options)
-    result = run_pass(manifests, options.policy, now, deps, apply=False, max_destroy=limit)
-    _show_plan(result.plan, options.output, console.stdout)
-    _show_withheld(result, options.output, console.stdout)
+    try:
+        if out is not None:
+            check_out_path(out)  # before observing: a path that cannot be written wastes a pass
+        deps = services.dependencies(console)
+        now = _now(options, services)
+        result = run_pass(manifests, options.policy, now, deps, apply=False, max_destroy=limit)
+        _show_plan(result.plan, options.output, console.stdout)
+        _show_withheld(result, options.output, console.stdout)
+        if out is not None:
+            saved = saved_plan_of(result, manifests, options.policy, limit)
+            write_saved_plan(out, saved)
+    except SavedPlanFileError as error:
+        console.stderr.write(one_line(f"error: cannot save the plan: {error}") + "\n")
+        return EXIT_ERROR
     return _dry_run_exit(result, options.detailed_exitcode)
 
 
@@ -412,17 +440,23 @@ def _pass(
     """Observe, plan, apply and report. A host that cannot be connected or observed gets
     nothing; the other policies proceed, and the exit code is 1."""
     from reconciler.apply.passes import run_pass
+    from reconciler.apply.saved_plan import StalePlan, expect
 
     deps = services.dependencies(console, lock, audit.for_pass if audit is not None else None)
-    with _interruptible(services.cancel):
-        result = run_pass(
-            manifests,
-            options.policy,
-            _now(options, services),
-            deps,
-            jobs=options.jobs,
-            max_destroy=_max_destroy(options),
-        )
+    only, now, check, limit = options.policy, _now(options, services), None, _max_destroy(options)
+    if options.plan is not None:
+        saved = _read_saved_plan(options.plan, manifests, console)
+        if saved is None:
+            return EXIT_ERROR
+        only, now, check, limit = saved.policies, saved.now, expect(saved), saved.max_destroy
+    try:
+        with _interruptible(services.cancel):
+            result = run_pass(
+                manifests, only, now, deps, jobs=options.jobs, max_destroy=limit, check=check
+            )
+    except StalePlan as stale:
+        _refuse_stale(options.plan, stale, console)
+        return EXIT_ERROR
     assert result.report is not None
     _show_pass(result.plan, result.report, options.output, console.stdout)
     _show_withheld(result, options.output, console.stdout)
@@ -473,6 +507,10 @@ def _show_plan(plan: Plan, output: str, stream: TextIO) -> None:
 
     if output == "json":
         stream.write(dump_plan_json(plan))
+    elif output == "markdown":
+        from reconciler.core.render_markdown import render_markdown
+
+        stream.write(render_markdown(plan))
     else:
         stream.write(render_text(plan))
 
@@ -544,6 +582,79 @@ def _unobserved_text(plan: Plan) -> str:
     hosts = plan.unobserved_hosts
     which = "; ".join(f"{u.host} ({u.error})" for u in hosts)
     return f", {len(hosts)} host{'' if len(hosts) == 1 else 's'} not observed: {which}"
+
+
+# --- saved plans (--out, --plan) --------------------------------------------------------------
+
+
+def _saved_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="with --dry-run: also save the plan, with what it was made from, to PATH",
+    )
+    parser.add_argument(
+        "--plan",
+        default=None,
+        metavar="PATH",
+        help="apply exactly the plan saved by --dry-run --out PATH, or nothing if it is stale",
+    )
+
+
+def _check_saved_plan_options(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Usage errors (exit 2): `--out` and `--output markdown` only with `--dry-run`;
+    `--plan` only without it, and without `--policy` and `--now` (the saved plan fixes both)."""
+    if options.out is not None and not options.dry_run:
+        parser.error("--out applies to --dry-run only (apply a saved plan with --plan PATH)")
+    if options.output == "markdown" and not options.dry_run:
+        parser.error("--output markdown applies to --dry-run only")
+    if options.plan is None:
+        return
+    if options.dry_run:
+        parser.error("--plan applies a saved plan and cannot be combined with --dry-run")
+    if options.policy is not None or options.now is not None:
+        parser.error("--plan takes its policies and time from the saved plan: drop --policy/--now")
+    if options.max_destroy is not None or options.force:
+        parser.error(
+            "--plan applies the saved plan with the destroy guard it was made with: "
+            "drop --max-destroy/--force (give them to --dry-run --out)"
+        )
+
+
+def _read_saved_plan(path: str, manifests: Manifests, console: Console) -> SavedPlan | None:
+    """The saved plan in `path`, made from these manifests; None (the reason written as one
+    line) when it cannot be read or was made from other manifests."""
+    from reconciler.apply.saved_plan import (
+        SavedPlanFileError,
+        StalePlan,
+        check_manifests,
+        read_saved_plan,
+    )
+
+    try:
+        saved = read_saved_plan(Path(path))
+    except SavedPlanFileError as error:
+        console.stderr.write(one_line(f"error: cannot use the saved plan {error}") + "\n")
+        return None
+    try:
+        check_manifests(saved, manifests)
+    except StalePlan as stale:
+        _refuse_stale(path, stale, console)
+        return None
+    return saved
+
+
+def _refuse_stale(path: str, stale: Exception, console: Console) -> None:
+    from reconciler.apply.saved_plan import StalePlan
+
+    changes = stale.changes if isinstance(stale, StalePlan) else (str(stale),)
+    console.stderr.write(
+        one_line(f"error: the saved plan {path} is stale; nothing was applied; make a new one")
+        + " with --dry-run --out:\n"
+    )
+    for change in changes:
+        console.stderr.write(f"  {one_line(change)}\n")
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -775,7 +886,7 @@ def _run_watch(
             policies=frozenset(options.policy) if options.policy else None,
             jobs=options.jobs,
             resync=options.resync,
-            max_destroy=options.max_destroy,
+            max_destroy=_max_destroy(options),
         ),
         LoopServices(
             connect=deps.connect,

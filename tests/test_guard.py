@@ -65,7 +65,7 @@ def _fleet_with_history(count: int = 12) -> Fleet:
     return fleet
 
 
-def _snapshots(fleet: Fleet, filesystem: str) -> list[str]:
+def _snapshots(fleet: Fleet, filesystem: str = "tank/home") -> list[str]:
     state = fleet.hosts["nas"].observe().filesystems[filesystem]
     return [v.name for v in state.snapshots]
 
@@ -424,3 +424,50 @@ def test_the_backlog_a_target_outage_held_on_the_source_is_pruned_without_the_gu
     assert code == EXIT_OK, out
     assert "destroy guard" not in out
     assert len(_snapshots(fleet, "tank/home")) == 2
+
+
+# --- saved plans -------------------------------------------------------------------------------
+
+
+def test_a_saved_plan_keeps_the_guard_it_was_made_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, "{lastN: 2}")
+    forced, guarded = tmp_path / "forced.json", tmp_path / "guarded.json"
+    fleet = _fleet_with_history()
+    assert fleet.run("--dry-run", "-f", str(path), "--now", NOW, "--out", str(guarded))[0] == 1
+    code, _, err = fleet.run(
+        "--dry-run", "-f", str(path), "--now", NOW, "--force", "--out", str(forced)
+    )
+    assert code == EXIT_OK, err
+    assert '"max_destroy": null' in forced.read_text()
+    assert '"max_destroy": "25%"' in guarded.read_text()
+    # the guarded plan applies as saved: the snapshot, no destroy, and exit 1 (still withheld)
+    code, out, err = fleet.run("-f", str(path), "--plan", str(guarded))
+    assert code == EXIT_ERROR and "destroy guard" in out, err
+    assert len(_snapshots(fleet)) == 13
+    # the forced plan was made before that snapshot: stale now
+    code, _, err = fleet.run("-f", str(path), "--plan", str(forced))
+    assert code == EXIT_ERROR and "stale" in err
+    fleet = _fleet_with_history()
+    code, out, err = fleet.run("-f", str(path), "--plan", str(forced))
+    assert code == EXIT_OK, out + err
+    assert len(_snapshots(fleet)) == 2
+    with pytest.raises(SystemExit) as stopped:
+        fleet.run("-f", str(path), "--plan", str(forced), "--force")
+    assert stopped.value.code == 2
+    assert "drop --max-destroy/--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ['"x"', '"101%"', "7", "true"])
+def test_a_saved_plan_whose_limit_is_not_one_is_refused(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, "{lastN: 2}")
+    saved = tmp_path / "plan.json"
+    fleet = _fleet_with_history()
+    fleet.run("--dry-run", "-f", str(path), "--now", NOW, "--out", str(saved))
+    text = saved.read_text().replace('"max_destroy": "25%"', f'"max_destroy": {value}')
+    saved.write_text(text)
+    code, out, err = fleet.run("-f", str(path), "--plan", str(saved))
+    assert code == EXIT_ERROR and out == ""
+    assert "max_destroy" in err and len(err.splitlines()) == 1, err
+    assert len(_snapshots(fleet)) == 12

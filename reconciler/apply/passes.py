@@ -39,6 +39,9 @@ from reconciler.zfs.port import ZFS
 from reconciler.zfs.stamps import VersionCache
 
 Connect = Callable[[Host], ZFS]
+# (selected policies, what was observed, the plan made now) → the plan to carry out; raises
+# to apply nothing (a saved plan that is stale, `apply/saved_plan.py`)
+PlanCheck = Callable[[Sequence[PolicyIntent], Observed, Plan], Plan]
 # the Host manifests a pass touches → a context that holds their locks (raises if it cannot)
 Locker = Callable[[Sequence[Host]], AbstractContextManager[Any]]
 # the manifests and plan of a pass about to apply → the sink of its results (the audit log's)
@@ -135,11 +138,15 @@ def run_pass(
     apply: bool = True,
     jobs: int = 1,
     max_destroy: DestroyLimit | None = DEFAULT_LIMIT,
+    check: PlanCheck | None = None,
 ) -> PassResult:
     """Observe the hosts of the selected policies (`only`; None: all), plan at `now`, hold
     back what the destroy guard refuses (`max_destroy`; None: no guard, as `--force`), and
     unless `apply` is false carry the plan out, `jobs` independent filesystems at a time.
-    Raises what `deps.lock` raises when a lock cannot be had (nothing was observed then)."""
+    With `check`, the plan carried out (and returned) is the one `check` returns once it has
+    seen what was observed and planned, still under the locks; what `check` raises is raised
+    and nothing is applied. Raises what `deps.lock` raises when a lock cannot be had (nothing
+    was observed then)."""
     selected = intents(manifests, only)
     held = _locks(manifests, selected, deps) if apply else nullcontext()
     with held:
@@ -154,6 +161,8 @@ def run_pass(
             {i.name: confirmation_hint(manifests.policies[i.name]) for i in selected},
         )
         plan = verdict.plan
+        if check is not None:
+            plan = check(selected, observed, plan)
         if not apply:
             return PassResult(selected, observed, plan, withheld=verdict.withheld)
         sink = _sink(deps, manifests, plan)

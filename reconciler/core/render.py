@@ -7,7 +7,9 @@ Owned here: `plan_to_json` and `dump_plan_json` (the machine form, carrying `for
 The text view is rendered from the JSON document itself, so the two cannot drift. Key order in
 the JSON is fixed by the field tables below (not by dataclass declaration order), and
 `tests/test_render.py` checks that the tables cover every field of every plan type. The format
-is documented for users in `docs/plan-format.md`: change both together.
+is documented for users in `docs/plan-format.md`: change both together. The inverse of
+`plan_to_json` is `core/plan_decode.py`'s `plan_from_json` (saved plans); the Markdown view is
+`core/render_markdown.py`'s, rendered from the same document with the helpers below.
 """
 
 from __future__ import annotations
