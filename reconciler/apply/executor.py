@@ -84,6 +84,7 @@ class ActionResult:
     message: str
     error: ZFSError | None = None
     duration: float = 0.0  # seconds
+    bytes: int | None = None  # bytes a send moved; None for other actions
 
     @property
     def succeeded(self) -> bool:
