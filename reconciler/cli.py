@@ -4,11 +4,12 @@ results and maps outcomes to exit codes (product.md §3).
     reconcile [-f PATH]... [--dry-run [--output text|json|markdown] [--detailed-exitcode]
                                      [--out PATH]]
               [--plan PATH] [--max-destroy N|N%] [--force]
-              [--lock-dir PATH] [--lock-wait DURATION] [--audit-log PATH]
+              [--lock-dir PATH] [--lock-wait DURATION] [--audit-log PATH] [--metrics-file PATH]
     reconcile status [-f PATH]... [--output text|json|nagios]
     reconcile validate [-f PATH]...
     reconcile watch [-f PATH]... [--policy NAME]... [--jobs N] [--resync DURATION]
-                    [--lock-dir PATH] [--audit-log PATH]
+                    [--max-destroy N|N%] [--lock-dir PATH] [--audit-log PATH]
+                    [--listen HOST:PORT [--listen-public]]
     reconcile schema
 
 A pass that applies takes the lock of every host its policies touch before it observes them, and
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
     from reconciler.core.nagios import NagiosResult
     from reconciler.core.plan import Plan
     from reconciler.core.saved_plan import SavedPlan
+    from reconciler.loop.controller import Controller
+    from reconciler.loop.http import Endpoint, ListenAddress
+    from reconciler.loop.textfile import MetricsFile
 
 # The pass's modules (planner, executor, driver, lock) are imported by the functions that use
 # them, not here: `validate` and `schema`, which CI runs on every pull request, start in about
@@ -155,9 +159,12 @@ def main(
             _reported(command, options, console),
         )
     if command == "watch":  # loads (and reloads) the manifests itself: an invalid set waits
+        _check_listen(parser, options)
         return _watch(options, console, services)
     if command == "status" and options.output == "nagios":  # exits 0-3, whatever happens
         return _status_nagios(options, console, services)
+    if command == "pass" and options.metrics_file is not None:
+        return _pass_with_metrics(parser, options, console, services)
     manifests = _load(options.file, console)
     if manifests is None:
         return EXIT_ERROR
@@ -264,6 +271,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _guard_options(parser, force=True)
         _lock_options(parser)
         _audit_option(parser)
+        parser.add_argument(
+            "--metrics-file",
+            default=None,
+            metavar="PATH",
+            help="write the pass's Prometheus metrics to PATH, atomically, for node_exporter's "
+            "textfile collector (applying passes only)",
+        )
     return parser
 
 
@@ -436,6 +450,7 @@ def _pass(
     services: Services,
     lock: Locker,
     audit: AuditLog | None = None,
+    on_result: Callable[[PassResult], None] | None = None,
 ) -> int:
     """Observe, plan, apply and report. A host that cannot be connected or observed gets
     nothing; the other policies proceed, and the exit code is 1."""
@@ -460,6 +475,8 @@ def _pass(
     assert result.report is not None
     _show_pass(result.plan, result.report, options.output, console.stdout)
     _show_withheld(result, options.output, console.stdout)
+    if on_result is not None:
+        on_result(result)
     if audit is not None and audit.failures:
         console.stderr.write(one_line(f"error: audit log: {audit.failures[0]}") + "\n")
         return EXIT_ERROR
@@ -750,7 +767,11 @@ def _lock_wait(text: str) -> int:
 
 
 def _locked_pass(
-    options: argparse.Namespace, manifests: Manifests, console: Console, services: Services
+    options: argparse.Namespace,
+    manifests: Manifests,
+    console: Console,
+    services: Services,
+    on_result: Callable[[PassResult], None] | None = None,
 ) -> int:
     """The applying pass, holding the lock of every host it touches from before it observes
     them until its last action has finished."""
@@ -781,7 +802,7 @@ def _locked_pass(
 
     try:
         with _audit_log(options.audit_log, options.file or ["manifests"]) as audit:
-            return _pass(options, manifests, console, services, lock, audit)
+            return _pass(options, manifests, console, services, lock, audit, on_result)
     except AuditError as error:
         console.stderr.write(one_line(f"error: {error}") + "\n")
         return EXIT_ERROR
@@ -808,6 +829,55 @@ def _lock_held_message(held: LockHeld, hosts: Sequence[str], waited: int) -> str
         else "retry later or pass --lock-wait 5m"
     )
     return f"error: another reconciler holds the lock for {which} ({who}): {held.path}; {advice}\n"
+
+
+# --- the metrics file of a one-shot pass ------------------------------------------------------
+
+
+def _pass_with_metrics(
+    parser: argparse.ArgumentParser,
+    options: argparse.Namespace,
+    console: Console,
+    services: Services,
+) -> int:
+    """The applying pass with `--metrics-file`: the path is checked before anything is
+    loaded or applied; the file is written after the pass, and also when the manifests are
+    invalid (`manifests_valid 0`); not when the pass did not run (a lock held)."""
+    from reconciler.loop.textfile import MetricsFile, MetricsFileError
+
+    if options.dry_run:
+        parser.error("--metrics-file applies to an applying pass, not to --dry-run")
+    metrics = MetricsFile(options.metrics_file)
+    try:
+        metrics.check()
+    except MetricsFileError as error:
+        console.stderr.write(one_line(f"error: {error}") + "\n")
+        return EXIT_ERROR
+    metrics.carry_over()
+    manifests = _load(options.file, console)
+    if manifests is None:
+        metrics.invalid()
+        return _write_metrics(metrics, console, EXIT_ERROR)
+    if _unknown_policies(options.policy, manifests, console):
+        return EXIT_ERROR
+    began = time.monotonic()
+
+    def record(result: PassResult) -> None:
+        metrics.record(manifests, result, services.clock(), time.monotonic() - began)
+
+    code = _locked_pass(options, manifests, console, services, record)
+    return _write_metrics(metrics, console, code) if metrics.recorded else code
+
+
+def _write_metrics(metrics: MetricsFile, console: Console, code: int) -> int:
+    from reconciler.loop.textfile import MetricsFileError
+
+    try:
+        metrics.write()
+    except MetricsFileError as error:
+        console.stderr.write(one_line(f"error: {error}") + "\n")
+        return EXIT_ERROR
+    return code
 
 
 # --- the control loop -------------------------------------------------------------------------
@@ -838,6 +908,40 @@ def _watch_options(parser: argparse.ArgumentParser) -> None:
     _guard_options(parser, force=False)
     _lock_options(parser, wait=False)
     _audit_option(parser)
+    parser.add_argument(
+        "--listen",
+        type=_listen,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve /metrics, /status and /healthz over HTTP on this address (off by default; "
+        "port 0: any free port)",
+    )
+    parser.add_argument(
+        "--listen-public",
+        action="store_true",
+        help="allow --listen on an address that is not loopback (the endpoint has no "
+        "authentication)",
+    )
+
+
+def _listen(text: str) -> ListenAddress:
+    from reconciler.loop.http import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _check_listen(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    listen: ListenAddress | None = options.listen
+    if listen is None and options.listen_public:
+        parser.error("--listen-public needs --listen HOST:PORT")
+    if listen is not None and not listen.loopback and not options.listen_public:
+        parser.error(
+            f"--listen {listen.host} is not a loopback address; the endpoint has no "
+            "authentication: add --listen-public to serve it there anyway"
+        )
 
 
 def _resync(text: str) -> int:
@@ -896,6 +1000,9 @@ def _run_watch(
             audit=audit.for_pass if audit is not None else None,
         ),
     )
+    endpoint = _endpoint(options.listen, options.resync, controller, services)
+    if options.listen is not None and endpoint is None:
+        return EXIT_ERROR
 
     with _signals() as signals:
         _log().info(
@@ -922,8 +1029,31 @@ def _run_watch(
         watcher_stop.set()
         controller.join()
         watching.join(1.0)
+        if endpoint is not None:
+            endpoint.stop()
     _log().info("stopped")
     return EXIT_OK
+
+
+def _endpoint(
+    listen: ListenAddress | None, resync: int, controller: Controller, services: Services
+) -> Endpoint | None:
+    """The loop's HTTP endpoint, listening (docs/monitoring.md); None when there is none or
+    it cannot listen (logged)."""
+    if listen is None:
+        return None
+    from reconciler.loop.http import Endpoint, Sources
+
+    endpoint = Endpoint(
+        listen, Sources(controller.state, controller.metrics.registry, services.clock, resync)
+    )
+    try:
+        endpoint.start()
+    except OSError as error:
+        _log().error("cannot listen on {}: {}", listen.url(), error.strerror or error)
+        return None
+    _log().info("serving /metrics, /status and /healthz on {}", endpoint.address.url())
+    return endpoint
 
 
 class _SignalPipe:

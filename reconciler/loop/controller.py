@@ -20,6 +20,9 @@ How it works (docs/loop.md says it for users):
   (`core/wakeups.policies_overlap`); each pass holds its hosts' locks only while it runs.
 - A reload (an edit seen by the watcher, SIGHUP) that fails validation changes nothing: the
   last valid manifests stay in force and the errors stay in the state until a load succeeds.
+- Each pass that observed leaves its status report (`loop/settle.py`) in the state, and every
+  pass and load feeds the loop's metrics (`loop/metrics.py`, `self.metrics`), which the HTTP
+  endpoint (`loop/http.py`) serves.
 """
 
 from __future__ import annotations
@@ -46,10 +49,13 @@ from reconciler.apply.passes import (
 from reconciler.core.desired import PolicyIntent, intents
 from reconciler.core.guard import DEFAULT_LIMIT, DestroyLimit
 from reconciler.core.plan import SnapshotAction
+from reconciler.core.status import StatusReport
 from reconciler.core.wakeups import next_snapshot_due, policies_overlap
 from reconciler.loop.backoff import Backoff
 from reconciler.loop.clock import Clock
+from reconciler.loop.metrics import Metrics, failed_pass, policy_passes
 from reconciler.loop.queue import WorkItem, WorkQueue
+from reconciler.loop.settle import settled_status
 from reconciler.loop.state import (
     LoopState,
     Outcome,
@@ -146,6 +152,7 @@ class Controller:
         self._overlaps: dict[tuple[str, str], bool] = {}
         self._pass_ids = itertools.count(1)
         self._workers: list[threading.Thread] = []
+        self.metrics = Metrics()  # a registry of its own: never the process-wide one
 
     # -- the outside -------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,6 +249,7 @@ class Controller:
         with self._mutex:
             current = self._current
             self._state = replace(self._state, manifests_valid=False, manifest_errors=tuple(errors))
+        self.metrics.manifests(False, current.generation if current is not None else None)
         if current is None:
             logger.error(
                 "{}: the manifests are invalid ({} errors): nothing runs until they are fixed",
@@ -269,6 +277,7 @@ class Controller:
                 logger.debug("{}: the manifests did not change (generation {})", why, new)
             with self._mutex:
                 self._state = replace(self._state, manifests_valid=True, manifest_errors=())
+            self.metrics.manifests(True, new)
             return
         for change in changes(old.manifests if old else None, manifests):
             logger.info("manifest change: {}", change)
@@ -284,8 +293,10 @@ class Controller:
         with self._mutex:
             self._current = current
             self._overlaps = {}
+            added = self._clock.time()
             policies = {
-                name: self._state.policies.get(name, PolicyState(name)) for name in sorted(selected)
+                name: self._state.policies.get(name, PolicyState(name, added=added))
+                for name in sorted(selected)
             }
             self._state = replace(
                 self._state,
@@ -294,6 +305,8 @@ class Controller:
                 manifest_errors=(),
                 policies=policies,
             )
+        self.metrics.manifests(True, new)
+        self.metrics.retain(selected)
         for name in sorted(previous - selected):
             self._queue.remove(name)
             self._backoff.forget(name)
@@ -399,7 +412,9 @@ class Controller:
         wakeups = []
         if outcome is not Outcome.CANCELLED:
             wakeups = self._next_wakeups(key, result, now, outcome)
-        self._record(key, summary, reason, error)
+        status = self._settled(key, result)
+        self._record(key, summary, reason, error, status)
+        self._measure(summary, result, status)
         if self.services.on_pass is not None:
             self.services.on_pass(summary, result)
         if wakeups:
@@ -495,7 +510,40 @@ class Controller:
             if when == at:
                 self._queue.add(key, why, at=at)
 
-    def _record(self, key: str, summary: PassSummary, reason: str, error: str | None) -> None:
+    def _settled(self, key: str, result: PassResult | None) -> StatusReport | None:
+        """The status the pass left (`loop/settle.py`). A failure here is a bug in the
+        report, never a reason to lose the pass's outcome or its next wake-up."""
+        if result is None or result.report is None:
+            return None
+        try:
+            return settled_status(result)
+        except Exception as error:
+            logger.opt(exception=error).error("policy {}: the status report failed", key)
+            return None
+
+    def _measure(
+        self, summary: PassSummary, result: PassResult | None, status: StatusReport | None
+    ) -> None:
+        """Feed the pass to the metrics; like `_settled`, a failure is logged, no more."""
+        ended = summary.started + summary.seconds
+        try:
+            if result is None or status is None:
+                self.metrics.record(failed_pass(summary.policy, ended, summary.seconds))
+                return
+            for passed in policy_passes(result, status, ended, summary.seconds):
+                ok = passed.succeeded and summary.outcome is Outcome.OK
+                self.metrics.record(replace(passed, succeeded=ok))
+        except Exception as error:
+            logger.opt(exception=error).error("policy {}: the metrics failed", summary.policy)
+
+    def _record(
+        self,
+        key: str,
+        summary: PassSummary,
+        reason: str,
+        error: str | None,
+        status: StatusReport | None = None,
+    ) -> None:
         with self._mutex:
             policy = self._state.policies.get(key, PolicyState(key))
             ready = summary.outcome is Outcome.OK
@@ -518,6 +566,8 @@ class Controller:
                 last_pass=summary,
                 error=error,
                 failures=self._backoff.failures(key),
+                last_success=summary.started + summary.seconds if ready else policy.last_success,
+                status=status if status is not None else policy.status,
             )
             self._state = replace(
                 self._state,

@@ -1,11 +1,12 @@
 """The control loop's state: one frozen value saying what the loop knows and will do next.
 
 Owned here: `LoopState` (manifest generation and validity, the errors of an invalid edit, and
-per policy a `PolicyState`: its last pass, its condition, its current error and when and why it
-wakes next), `PassSummary`, `PolicyCondition`, the outcome classes (`Outcome`) and the JSON
-form (`state_to_json`, with `format_version`) that `docs/loop.md` describes. Built by the
-controller (`loop/controller.py`) after every pass and every manifest load; read by its logs,
-by tests, and meant for an HTTP endpoint and `reconcile status`. Pure values: no I/O.
+per policy a `PolicyState`: its last pass, its last success, its condition, its current error,
+when and why it wakes next, and the status report its last pass left), `PassSummary`,
+`PolicyCondition`, the outcome classes (`Outcome`) and the JSON form (`state_to_json`, with
+`format_version`) that `docs/loop.md` describes. Built by the controller
+(`loop/controller.py`) after every pass and every manifest load; read by its logs, by tests
+and by the HTTP endpoint (`loop/http.py`). Pure values: no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from reconciler.core.status import StatusReport
 
 LOOP_STATE_FORMAT_VERSION = 1
 
@@ -73,6 +76,9 @@ class PolicyState:
     failures: int = 0  # consecutive transient failures (the backoff's count)
     next_wakeup: Wakeup | None = None
     running: bool = False
+    added: float | None = None  # UNIX seconds: when the policy came into force in this loop
+    last_success: float | None = None  # UNIX seconds: when its last pass without errors ended
+    status: StatusReport | None = None  # of its last pass that observed, after its actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ def _policy_json(policy: PolicyState) -> dict[str, Any]:
             "outcome": last.outcome.value,
             "errors": list(last.errors),
         },
+        "last_success": None if policy.last_success is None else _iso(policy.last_success),
         "error": policy.error,
         "failures": policy.failures,
         "next_wakeup": None
