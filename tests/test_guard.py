@@ -471,3 +471,16 @@ def test_a_saved_plan_whose_limit_is_not_one_is_refused(tmp_path: Path, value: s
     assert code == EXIT_ERROR and out == ""
     assert "max_destroy" in err and len(err.splitlines()) == 1, err
     assert len(_snapshots(fleet)) == 12
+
+
+def test_a_pass_whose_destroys_were_withheld_is_no_success_in_the_metrics(tmp_path: Path) -> None:
+    path = _write(tmp_path, "{lastN: 2}")
+    metrics = tmp_path / "m.prom"
+    fleet = _fleet_with_history()
+    argv = ["-f", str(path), "--now", NOW, "--metrics-file", str(metrics)]
+    assert fleet.run(*argv, "--lock-dir", str(tmp_path / "locks"))[0] == EXIT_ERROR
+    text = metrics.read_text()
+    assert 'zfs_reconciler_actions_total{kind="snapshot",policy="home",result="ok"} 1.0' in text
+    assert "zfs_reconciler_last_success_timestamp_seconds{" not in text
+    assert fleet.run(*argv, "--lock-dir", str(tmp_path / "locks"), "--force")[0] == EXIT_OK
+    assert 'zfs_reconciler_last_success_timestamp_seconds{policy="home"}' in metrics.read_text()
