@@ -35,6 +35,7 @@ class TargetIntent:
     allow_rollback: bool
     allow_full_resync: bool
     hold_tag: str
+    retiring: bool = False  # releases its holds and cursor bookmarks; nothing else (retirement.py)
 
     def target_filesystem(self, source_filesystem: str) -> str:
         return f"{self.root}/{source_filesystem}"
@@ -135,6 +136,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
             allow_rollback=target.receive.allow_rollback,
             allow_full_resync=target.receive.allow_full_resync,
             hold_tag=hold_tag(prefix, name, target.name),
+            retiring=target.retiring,
         )
         for target in sorted(spec.replication, key=lambda t: t.name)
     )

@@ -10,7 +10,11 @@ Nothing is decided again here: the common snapshot comes from `core/incremental.
 pending, in conflict or waiting comes from the plan. Conditions of one (filesystem, target)
 pair, the first that applies wins: `source_unreachable`, `target_unreachable`, `conflict`,
 `resuming`, `waiting_for_parent`, `never_replicated` (the target filesystem does not exist),
-`pending` (the plan has actions for the pair), `in_sync`.
+`pending` (the plan has actions for the pair), `in_sync`. A target marked `retiring` has its
+own two, after `source_unreachable`: `retiring` while its holds or cursor bookmarks remain (or
+its host cannot be observed), then `retired` (`core/leftovers.py`). The report also lists the
+orphans: holds and cursor bookmarks of targets no manifest declares, with the commands that
+clean them up (`core/leftovers.find_orphans`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ from enum import StrEnum
 
 from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
 from reconciler.core.incremental import find_common_base
+from reconciler.core.leftovers import (
+    RETIRED_MESSAGE,
+    Orphan,
+    find_orphans,
+    orphan_to_json,
+    orphans_text,
+    retirement_leftovers,
+    retirement_message,
+)
 from reconciler.core.names import iso_time, parse_cursor_bookmark
 from reconciler.core.plan import (
     Action,
@@ -50,6 +63,8 @@ class Condition(StrEnum):
     TARGET_UNREACHABLE = "target_unreachable"
     RESUMING = "resuming"
     WAITING_FOR_PARENT = "waiting_for_parent"
+    RETIRING = "retiring"  # a retiring target's holds or cursor bookmarks remain
+    RETIRED = "retired"  # none remain: the target can be removed from the manifest
 
 
 class CommonFrom(StrEnum):
@@ -67,6 +82,8 @@ HEALTHY = frozenset(
         Condition.NEVER_REPLICATED,
         Condition.RESUMING,
         Condition.WAITING_FOR_PARENT,
+        Condition.RETIRING,
+        Condition.RETIRED,
     }
 )
 
@@ -147,6 +164,7 @@ class StatusReport:
     now: int
     policies: tuple[PolicyStatus, ...]
     hosts: tuple[HostStatus, ...]
+    orphans: tuple[Orphan, ...] = ()  # told, but they do not change `ok`
 
     @property
     def replicas(self) -> tuple[ReplicaStatus, ...]:
@@ -207,7 +225,8 @@ def status_report(
     index = _PlanIndex(plan)
     policies = tuple(_policy(intent, observed, index, now) for intent in intents)
     hosts = tuple(HostStatus(name, observed.hosts[name].error) for name in sorted(observed.hosts))
-    return StatusReport(now=now, policies=policies, hosts=hosts)
+    orphans = find_orphans(intents, observed)
+    return StatusReport(now=now, policies=policies, hosts=hosts, orphans=orphans)
 
 
 def _policy(intent: PolicyIntent, observed: Observed, index: _PlanIndex, now: int) -> PolicyStatus:
@@ -303,6 +322,8 @@ def _replica(
         index.actions[(*pair, intent.source_host, source.name)]
         + index.actions[(*pair, target.host, target_fs)]
     )
+    if target.retiring:
+        return _retiring_replica(intent, target, source, target_host, pending)
     common, common_from = _newest_common(intent, target, source, target_host)
     condition, conflict, message = _condition(
         source.name, target_fs, pair, target_host, index, pending
@@ -319,6 +340,25 @@ def _replica(
         pending=pending,
         pending_sends=index.sends[(*pair, source.name)],
         message=message,
+    )
+
+
+def _retiring_replica(
+    intent: PolicyIntent,
+    target: TargetIntent,
+    source: FilesystemState,
+    target_host: HostState,
+    pending: int,
+) -> ReplicaStatus:
+    """A pair of a retiring target: what of its holds and cursor bookmarks remains."""
+    left = retirement_leftovers(intent, target, source, target_host)
+    return ReplicaStatus(
+        filesystem=source.name,
+        target_filesystem=target.target_filesystem(source.name),
+        condition=Condition.RETIRED if left.done and not pending else Condition.RETIRING,
+        newest_snapshot=_newest_managed(intent, source),
+        pending=pending,
+        message=retirement_message(left, target, target_host),
     )
 
 
@@ -444,6 +484,7 @@ def status_to_json(report: StatusReport) -> JsonObject:
             {"name": h.name, "reachable": h.reachable, "error": h.error} for h in report.hosts
         ],
         "policies": [_policy_json(p, report.now) for p in report.policies],
+        "orphans": [orphan_to_json(o) for o in report.orphans],
     }
 
 
@@ -536,11 +577,21 @@ def _policy_text(policy: PolicyStatus, now: int) -> list[str]:
         lines += _table(_SOURCE_COLUMNS, rows)
     for target in policy.targets:
         for replica in target.replicas:
-            if replica.message:
+            if replica.message and replica.condition is not Condition.RETIRED:
                 where = f"{replica.filesystem or '*'} -> {target.name}"
                 lines.append(f"  ! {where}: {replica.message}")
     lines.extend(f"  {n.kind.value}: {n.message}" for n in policy.notices if _shown(n))
+    lines.extend(_retired_lines(policy))
     return [*lines, ""]
+
+
+def _retired_lines(policy: PolicyStatus) -> list[str]:
+    """One line per retired target (every pair retired), instead of one per pair."""
+    return [
+        f"  target {t.name} is retired: {RETIRED_MESSAGE}"
+        for t in policy.targets
+        if t.replicas and all(r.condition is Condition.RETIRED for r in t.replicas)
+    ]
 
 
 def _shown(notice: Notice) -> bool:
@@ -553,6 +604,8 @@ def _summary_text(report: StatusReport) -> str:
     unreachable = [h.name for h in report.hosts if not h.reachable]
     if unreachable:
         parts.append(f"unreachable: {', '.join(unreachable)}")
+    if report.orphans:
+        parts.append(f"{len(report.orphans)} orphaned (see warning)")
     verdict = "OK" if report.ok else "ATTENTION"
     return f"{verdict}: " + (", ".join(parts) if parts else "nothing to report")
 
@@ -562,6 +615,7 @@ def render_status_text(report: StatusReport) -> str:
     lines = [f"Status at {iso_time(report.now)}", ""]
     for policy in report.policies:
         lines += _policy_text(policy, report.now)
+    lines += orphans_text(report.orphans)
     for host in report.hosts:
         state = "reachable" if host.reachable else f"unreachable ({host.error})"
         lines.append(f"host {host.name}: {state}")

@@ -325,6 +325,10 @@ class TargetSpec(Model):
     """What a first send transfers: `mostRecent`, `all`, or `fail` (refuse)."""
     send: SendSpec = SendSpec()
     receive: ReceiveSpec = ReceiveSpec()
+    retiring: Flag = False
+    """Retire the target: nothing more is sent to it or kept for it; its holds (on both sides)
+    are released and its cursor bookmarks destroyed, its snapshots stay. `reconcile status`
+    says when it can be removed from the manifest (docs/retiring-targets.md)."""
 
 
 class PolicySpec(Model):
