@@ -830,3 +830,69 @@ def test_a_pre_hook_writes_a_file_that_is_inside_the_snapshot_taken_right_after_
     assert "pre hook `sh -c echo busy >&2; exit 4` failed (exit 4): busy" in result["message"]
     assert s.snapshots("src", data) == [stamp(0)]
     assert s.sh(f"cat {shlex.quote(mountpoint)}/post-hook-no").strip() == stamp(15)
+
+
+# --- retiring a target (docs/retiring-targets.md) --------------------------------------------
+
+
+def _cursors(s: Scenario, filesystem: str) -> list[str]:
+    """The names of the source's cursor bookmarks of target `backup`."""
+    return [
+        v.name
+        for v in s.versions("src", filesystem)
+        if not v.is_snapshot and v.name.endswith("_backup")
+    ]
+
+
+def test_a_retiring_target_loses_its_holds_and_cursor_and_keeps_its_snapshots(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    s.create(data, nbytes=256 << 10)
+    s.policy(policy(protection="resumable"))
+    s.at(0)
+    assert (first := s.reconcile()).code == 0, first.stderr
+    held = (f"{data}@{stamp(0)}", f"{s.target(data)}@{stamp(0)}")
+    assert s.holds(*held) == {snapshot: {TAG} for snapshot in held}
+    assert _cursors(s, data) == [f"{stamp(0)}_backup"]
+    received = s.guids("dst", s.target(data))
+    retiring = policy(protection="resumable")
+    retiring["spec"]["replication"][0]["retiring"] = True
+    s.policy(retiring)
+    s.at(15)
+    second = s.reconcile()
+    assert second.code == 0, second.stdout
+    assert sorted(second.kinds()) == ["destroy", "release", "release", "snapshot"]
+    assert {a["reason"] for a in second.actions() if a["kind"] != "snapshot"} == {"target_retiring"}
+    assert s.holds(*held) == {snapshot: set() for snapshot in held}
+    assert _cursors(s, data) == []
+    assert s.guids("dst", s.target(data)) == received  # its snapshots stay, nothing sent
+    status = s.reconcile("status")
+    assert status.code == 0, status.stdout
+    (target,) = status.json()["policies"][0]["targets"]
+    assert [r["condition"] for r in target["filesystems"]] == ["retired"]
+    assert target["filesystems"][0]["message"].endswith("can be removed from the manifest")
+    assert_converged(s)
+
+
+def test_a_target_removed_without_retiring_is_listed_and_its_commands_clean_up(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    s.create(data, nbytes=256 << 10)
+    s.policy(policy(protection="resumable"))
+    s.at(0)
+    assert (first := s.reconcile()).code == 0, first.stderr
+    s.policy(policy(protection="resumable", replicate=False))  # removed, not retired
+    status = s.reconcile("status")
+    assert status.code == 0, status.stdout  # orphans warn, they do not fail
+    orphans = status.json()["orphans"]
+    assert [(o["kind"], o["host"], o["filesystem"], o["version"]) for o in orphans] == [
+        ("hold", "src", data, f"@{stamp(0)}"),
+        ("bookmark", "src", data, f"#{stamp(0)}_backup"),
+    ]
+    for orphan in orphans:  # what the user runs on host src, as printed
+        s.sh(orphan["command"])
+    assert s.holds(f"{data}@{stamp(0)}") == {f"{data}@{stamp(0)}": set()}
+    assert _cursors(s, data) == []
+    assert s.reconcile("status").json()["orphans"] == []

@@ -42,6 +42,7 @@ class TargetIntent:
     allow_full_resync: bool
     hold_tag: str
     max_lag: int | None = None  # seconds; `reconcile status` calls a pair stale beyond it
+    retiring: bool = False  # releases its holds and cursor bookmarks; nothing else (retirement.py)
 
     def target_filesystem(self, source_filesystem: str) -> str:
         return f"{self.root}/{source_filesystem}"
@@ -144,6 +145,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
             allow_full_resync=target.receive.allow_full_resync,
             hold_tag=hold_tag(prefix, name, target.name),
             max_lag=target.max_lag,
+            retiring=target.retiring,
         )
         for target in sorted(spec.replication, key=lambda t: t.name)
     )

@@ -19,6 +19,9 @@ with those. The planner reads details of these snapshots and no others:
 - on both sides, the snapshot of each replication cursor bookmark of the pair: a pass drops a
   superseded cursor only after releasing the holds it moved (`core/protection.py`), so a hold
   of ours left behind by a pass that stopped half-way sits on the snapshot of a cursor.
+- on the source, the snapshot of every cursor bookmark of the policy, of any target: the holds
+  of a target removed from the manifest sit there, and `reconcile status` lists them
+  (`core/leftovers.py`); a retiring target's are released (`core/retirement.py`).
 
 Holds of ours elsewhere are not seen: such a hold (left by an older version, or placed by
 hand) is released when retention comes to destroy its snapshot, not before (docs/driver.md).
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 
 from reconciler.core.desired import PolicyIntent, TargetIntent
 from reconciler.core.incremental import find_common_base
-from reconciler.core.names import parse_cursor_bookmark
+from reconciler.core.names import parse_any_cursor_bookmark, parse_cursor_bookmark
 from reconciler.core.planner import planned_sources
 from reconciler.core.retention import RetentionMemo
 from reconciler.core.source import PENDING_TXG, SourceFilesystem, snapshot_names
@@ -60,6 +63,7 @@ def needed_details(
             if newest is not None:
                 names.add(f"{source.name}@{newest.name}")
             _source_retention(source, retention, names)
+            _with_guids(source.name, source.snapshots, _any_cursor_guids(source), names)
             for target in intent.targets:
                 cursors = _cursor_guids(source, target)
                 _with_guids(source.name, source.snapshots, cursors, names)
@@ -89,6 +93,17 @@ def _cursor_guids(source: SourceFilesystem, target: TargetIntent) -> set[int]:
         mark.guid
         for mark in source.bookmarks
         if parse_cursor_bookmark(prefix, target.name, mark.name) is not None
+    }
+
+
+def _any_cursor_guids(source: SourceFilesystem) -> set[int]:
+    """The GUIDs of every cursor bookmark of the policy, of any target, declared or not: a
+    removed target's holds sit on its cursor's snapshot (`reconcile status` lists them)."""
+    prefix = source.intent.prefix
+    return {
+        mark.guid
+        for mark in source.bookmarks
+        if parse_any_cursor_bookmark(prefix, mark.name) is not None
     }
 
 

@@ -3,6 +3,7 @@
 - snapshot: `<prefix><UTC time as YYYYMMDDTHHMMSSZ>`, e.g. `zr_20261126T041500Z`
 - hold tag: `<prefix>:<policy>:<target>`, e.g. `zr_:home:offsite`
 - replication cursor bookmark: `<snapshot>_<target>`, e.g. `zr_20261126T041500Z_offsite`
+  (`parse_any_cursor_bookmark` reads one without knowing the target)
 
 Anything else is foreign: observed, usable as an incremental base, never destroyed or released.
 """
@@ -83,3 +84,14 @@ def parse_cursor_bookmark(prefix: str, target: str, bookmark: str) -> str | None
         return None
     snapshot = bookmark[: -len(suffix)]
     return snapshot if is_managed_snapshot(prefix, snapshot) else None
+
+
+def parse_any_cursor_bookmark(prefix: str, bookmark: str) -> tuple[str, str] | None:
+    """(snapshot, target) of a cursor bookmark of any target of a policy with `prefix`, or
+    None. The snapshot part has a fixed length after the prefix, so the target is the rest
+    (what lets `reconcile status` find the cursors of targets no manifest declares)."""
+    cut = len(prefix) + _TIME_LENGTH
+    snapshot, target = bookmark[:cut], bookmark[cut + 1 :]
+    if bookmark[cut : cut + 1] != "_" or not target or not is_managed_snapshot(prefix, snapshot):
+        return None
+    return snapshot, target

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     HOLD_SUPERSEDED = "hold_superseded"
     REPLICATION_CURSOR = "replication_cursor"
     CURSOR_SUPERSEDED = "cursor_superseded"
+    TARGET_RETIRING = "target_retiring"
 
 
 class ActionKind(StrEnum):

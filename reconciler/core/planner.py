@@ -3,7 +3,8 @@
 Owned here: `plan()` and the source side of each policy — which filesystems it selects, whether
 its schedule is due (one atomic snapshot call per policy and host, at most one per pass), and
 the source retention batch, which runs after the sends, bookmarks and releases it depends on.
-The target side of each (filesystem, target) pair is `core/replication.py`.
+The target side of each (filesystem, target) pair is `core/replication.py`, or
+`core/retirement.py` for a target marked `retiring`.
 
 Policies are planned in name order, filesystems in name order (parents before children),
 targets in name order; action ids follow that order, so the same inputs give the same plan.
@@ -29,6 +30,7 @@ from reconciler.core.plan import (
 from reconciler.core.protection import held_notice, retention_message
 from reconciler.core.replication import plan_target, unreachable_target_notice
 from reconciler.core.retention import RetentionMemo
+from reconciler.core.retirement import plan_retirement
 from reconciler.core.schedule import is_due
 from reconciler.core.source import PENDING_TXG, SourceFilesystem
 from reconciler.core.state import FilesystemState, HostState, Observed, Version, VersionKind
@@ -93,7 +95,10 @@ def _plan_policy(builder: PlanBuilder, intent: PolicyIntent, observed: Observed,
     replicated = frozenset(names)
     for source in _sources(builder, intent, host, names, now, retention):
         for target in intent.targets:
-            plan_target(builder, source, target, observed.host(target.host), replicated)
+            if target.retiring:
+                plan_retirement(builder, source, target, observed.host(target.host))
+            else:
+                plan_target(builder, source, target, observed.host(target.host), replicated)
         _source_retention(builder, source, retention)
 
 

@@ -12,6 +12,10 @@ pair, the first that applies wins: `source_unreachable`, `conflict`, `stale` (th
 behind by more than its target's `maxLag`), `target_unreachable`, `resuming`,
 `waiting_for_parent`, `never_replicated` (the target filesystem does not exist), `pending` (the
 plan has actions for the pair), `in_sync`. docs/status-and-lock.md explains the order.
+A target marked `retiring` has its own two, after `source_unreachable`: `retiring` while its
+holds or cursor bookmarks remain (or its host cannot be observed), then `retired`
+(`core/leftovers.py`). The report also lists the orphans: holds and cursor bookmarks of targets
+no manifest declares, with the commands that clean them up (`core/leftovers.find_orphans`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from enum import StrEnum
 
 from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
 from reconciler.core.incremental import find_common_base
+from reconciler.core.leftovers import (
+    RETIRED_MESSAGE,
+    Orphan,
+    find_orphans,
+    orphan_to_json,
+    orphans_text,
+    retirement_leftovers,
+    retirement_message,
+)
 from reconciler.core.names import iso_time, parse_cursor_bookmark
 from reconciler.core.plan import (
     Action,
@@ -52,6 +65,8 @@ class Condition(StrEnum):
     RESUMING = "resuming"
     WAITING_FOR_PARENT = "waiting_for_parent"
     STALE = "stale"
+    RETIRING = "retiring"  # a retiring target's holds or cursor bookmarks remain
+    RETIRED = "retired"  # none remain: the target can be removed from the manifest
 
 
 class CommonFrom(StrEnum):
@@ -69,6 +84,8 @@ HEALTHY = frozenset(
         Condition.NEVER_REPLICATED,
         Condition.RESUMING,
         Condition.WAITING_FOR_PARENT,
+        Condition.RETIRING,
+        Condition.RETIRED,
     }
 )
 
@@ -154,6 +171,7 @@ class StatusReport:
     now: int
     policies: tuple[PolicyStatus, ...]
     hosts: tuple[HostStatus, ...]
+    orphans: tuple[Orphan, ...] = ()  # told, but they do not change `ok`
 
     @property
     def replicas(self) -> tuple[ReplicaStatus, ...]:
@@ -214,7 +232,8 @@ def status_report(
     index = _PlanIndex(plan)
     policies = tuple(_policy(intent, observed, index, now) for intent in intents)
     hosts = tuple(HostStatus(name, observed.hosts[name].error) for name in sorted(observed.hosts))
-    return StatusReport(now=now, policies=policies, hosts=hosts)
+    orphans = find_orphans(intents, observed)
+    return StatusReport(now=now, policies=policies, hosts=hosts, orphans=orphans)
 
 
 def _policy(intent: PolicyIntent, observed: Observed, index: _PlanIndex, now: int) -> PolicyStatus:
@@ -311,6 +330,8 @@ def _replica(
         index.actions[(*pair, intent.source_host, source.name)]
         + index.actions[(*pair, target.host, target_fs)]
     )
+    if target.retiring:
+        return _retiring_replica(intent, target, source, target_host, pending)
     common, common_from = _newest_common(intent, target, source, target_host)
     lag = now - common.time if common is not None else None
     behind = lag if common is not None else _unreplicated_for(intent, source, target_host, now)
@@ -376,6 +397,25 @@ def _stale_message(
     if not target_host.reachable:
         why += f"; target host {target_host.host} could not be observed ({target_host.error})"
     return why
+
+
+def _retiring_replica(
+    intent: PolicyIntent,
+    target: TargetIntent,
+    source: FilesystemState,
+    target_host: HostState,
+    pending: int,
+) -> ReplicaStatus:
+    """A pair of a retiring target: what of its holds and cursor bookmarks remains."""
+    left = retirement_leftovers(intent, target, source, target_host)
+    return ReplicaStatus(
+        filesystem=source.name,
+        target_filesystem=target.target_filesystem(source.name),
+        condition=Condition.RETIRED if left.done and not pending else Condition.RETIRING,
+        newest_snapshot=_newest_managed(intent, source),
+        pending=pending,
+        message=retirement_message(left, target, target_host),
+    )
 
 
 def _condition(
@@ -507,6 +547,7 @@ def status_to_json(report: StatusReport) -> JsonObject:
             {"name": h.name, "reachable": h.reachable, "error": h.error} for h in report.hosts
         ],
         "policies": [_policy_json(p, report.now) for p in report.policies],
+        "orphans": [orphan_to_json(o) for o in report.orphans],
     }
 
 
@@ -600,11 +641,21 @@ def _policy_text(policy: PolicyStatus, now: int) -> list[str]:
         lines += _table(_SOURCE_COLUMNS, rows)
     for target in policy.targets:
         for replica in target.replicas:
-            if replica.message:
+            if replica.message and replica.condition is not Condition.RETIRED:
                 where = f"{replica.filesystem or '*'} -> {target.name}"
                 lines.append(f"  ! {where}: {replica.message}")
     lines.extend(f"  {n.kind.value}: {n.message}" for n in policy.notices if _shown(n))
+    lines.extend(_retired_lines(policy))
     return [*lines, ""]
+
+
+def _retired_lines(policy: PolicyStatus) -> list[str]:
+    """One line per retired target (every pair retired), instead of one per pair."""
+    return [
+        f"  target {t.name} is retired: {RETIRED_MESSAGE}"
+        for t in policy.targets
+        if t.replicas and all(r.condition is Condition.RETIRED for r in t.replicas)
+    ]
 
 
 def _shown(notice: Notice) -> bool:
@@ -617,6 +668,8 @@ def _summary_text(report: StatusReport) -> str:
     unreachable = [h.name for h in report.hosts if not h.reachable]
     if unreachable:
         parts.append(f"unreachable: {', '.join(unreachable)}")
+    if report.orphans:
+        parts.append(f"{len(report.orphans)} orphaned (see warning)")
     verdict = "OK" if report.ok else "ATTENTION"
     return f"{verdict}: " + (", ".join(parts) if parts else "nothing to report")
 
@@ -626,6 +679,7 @@ def render_status_text(report: StatusReport) -> str:
     lines = [f"Status at {iso_time(report.now)}", ""]
     for policy in report.policies:
         lines += _policy_text(policy, report.now)
+    lines += orphans_text(report.orphans)
     for host in report.hosts:
         state = "reachable" if host.reachable else f"unreachable ({host.error})"
         lines.append(f"host {host.name}: {state}")

@@ -402,6 +402,10 @@ class TargetSpec(Model):
     max_lag: Duration | None = None
     """Replication lag beyond which a pair is `stale` in `reconcile status` (e.g. `2h`);
     absent: no threshold."""
+    retiring: Flag = False
+    """Retire the target: nothing more is sent to it or kept for it; its holds (on both sides)
+    are released and its cursor bookmarks destroyed, its snapshots stay. `reconcile status`
+    says when it can be removed from the manifest (docs/retiring-targets.md)."""
 
 
 class PolicySpec(Model):
