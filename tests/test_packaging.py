@@ -58,3 +58,61 @@ def test_the_hook_fails_on_an_invalid_manifest(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert re.search(r"host\.yaml:4:\d+: spec\.transport", done.stdout + done.stderr)
+
+
+# --- running as a service (docs/operations.md) -------------------------------------------------
+
+EXAMPLES = REPO / "docs" / "examples"
+UNIT = EXAMPLES / "systemd" / "zfs-reconciler.service"
+
+
+def _unit_settings() -> dict[str, list[str]]:
+    """The unit's `Key=value` lines, every value of each key (a systemd unit is no INI file
+    Python's configparser reads: keys repeat)."""
+    settings: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_service_runs_a_watch_command_line_the_cli_accepts() -> None:
+    from reconciler.cli import _parser
+
+    (exec_start,) = _unit_settings()["ExecStart"]
+    env = (EXAMPLES / "etc" / "zfs-reconciler" / "watch.env").read_text()
+    (options,) = re.findall(r"^RECONCILE_OPTIONS=(.*)$", env, flags=re.M)
+    argv = exec_start.replace("$RECONCILE_OPTIONS", options).split()
+    assert argv[:2] == ["/usr/local/bin/reconcile", "watch"]
+    parsed = _parser("watch").parse_args(argv[2:])
+    assert parsed.file == ["/etc/zfs-reconciler/manifests"]
+    assert parsed.listen is not None and parsed.listen.loopback  # never public by default
+    assert parsed.audit_log == "/var/log/zfs-reconciler/audit.jsonl"
+    assert parsed.lock_dir == "/run/zfs-reconciler"
+
+
+def test_the_service_reloads_with_sighup_and_makes_no_private_mount_namespace() -> None:
+    settings = _unit_settings()
+    assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert settings["KillSignal"] == ["SIGTERM"]
+    # a private mount namespace would hide from the host what `zfs create` mounts
+    namespaced = {
+        "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "ReadWritePaths",
+        "ReadOnlyPaths", "InaccessiblePaths", "ProtectKernelTunables", "ProtectKernelModules",
+        "ProtectControlGroups", "TemporaryFileSystem", "BindPaths", "MountFlags",
+    }  # fmt: skip
+    assert namespaced.isdisjoint(settings)
+    assert settings["NoNewPrivileges"] == ["yes"]
+
+
+def test_the_sample_etc_manifests_are_valid() -> None:
+    manifests = EXAMPLES / "etc" / "zfs-reconciler" / "manifests"
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "-f", str(manifests)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3 documents valid: 2 hosts, 1 policy\n"
