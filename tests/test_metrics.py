@@ -257,3 +257,25 @@ def test_metrics_file_is_refused_with_dry_run(manifest: Path, tmp_path: Path) ->
     with pytest.raises(SystemExit) as exited:
         run(fleet, manifest, "--dry-run", "--metrics-file", str(tmp_path / "r.prom"))
     assert exited.value.code == EXIT_USAGE
+
+
+def test_the_bytes_a_send_moved_reach_the_metrics_file(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.test_cli import MANIFESTS, NOW, Fleet
+
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFESTS)
+    metrics = tmp_path / "m.prom"
+    fleet = Fleet()
+    argv = ["-f", str(path), "--now", NOW, "--metrics-file", str(metrics)]
+    code, _, err = fleet.run(*argv, "--lock-dir", str(tmp_path / "locks"), "--output", "json")
+    assert code == 0, err
+    sent = {
+        sample.labels["target"]: sample.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for sample in family.samples
+        if sample.name == "zfs_reconciler_sent_bytes_total"
+    }
+    # the model's streams carry what was written (1 MiB into tank/home/alice) and more
+    assert sent["offsite"] >= 1 << 20, sent
