@@ -289,9 +289,9 @@ def _guard_options(parser: argparse.ArgumentParser, *, force: bool) -> None:
         type=_destroy_limit,
         default=None,
         metavar="N|N%",
-        help="withhold the destroys of a filesystem when a pass would destroy more than N of "
-        "its snapshots, or more than N%% of those the policy manages there "
-        f"(default {str(DEFAULT_LIMIT).replace('%', '%%')})",
+        help="withhold a filesystem's destroys when a pass would destroy more than N, or N%% "
+        "of the policy's snapshots there, of those earlier passes kept "
+        f"(default {str(DEFAULT_LIMIT).replace('%', '%%')}; docs/destroy-guard.md)",
     )
     if force:
         parser.add_argument(
