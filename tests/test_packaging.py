@@ -78,7 +78,7 @@ def _unit_settings() -> dict[str, list[str]]:
 
 
 def test_the_service_runs_a_watch_command_line_the_cli_accepts() -> None:
-    from reconciler.cli import _parser
+    from reconciler.cli.options import _parser
 
     (exec_start,) = _unit_settings()["ExecStart"]
     env = (EXAMPLES / "etc" / "zfs-reconciler" / "watch.env").read_text()

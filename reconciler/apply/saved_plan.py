@@ -6,7 +6,7 @@ directory renamed over the path), `read_saved_plan` (`reconcile --plan PATH`: th
 hostile input, at most `MAX_SAVED_PLAN_BYTES`), `expect` (the `run_pass` check that refuses a
 stale saved plan and otherwise hands the pass the saved plan to carry out) and the errors
 `SavedPlanFileError` and `StalePlan`; `check_manifests` refuses a plan made from other
-manifests. Called by the CLI (`reconciler/cli.py`).
+manifests. Called by the CLI (`reconciler/cli/apply.py`).
 
 The format is `core/saved_plan.py`'s; the fingerprint `core/fingerprint.py`'s; the lines that
 say what changed `core/staleness.py`'s. Documented for users in docs/plan-format.md section 9.
