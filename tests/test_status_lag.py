@@ -19,10 +19,9 @@ from reconciler.core.status import (
     Condition,
     StatusReport,
     beyond_max_lag,
-    render_status_text,
     status_report,
-    status_to_json,
 )
+from reconciler.core.status_render import render_status_text, status_to_json
 from reconciler.manifest.loader import parse_manifests
 from tests.notation import observed_from
 from tests.test_cli import HOSTS

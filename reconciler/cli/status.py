@@ -26,7 +26,8 @@ def _status(
     """Observe as a dry run does, plan, and report how current each replica is. A host that
     cannot be reached is reported as unreachable; nothing is locked or changed."""
     from reconciler.apply.passes import run_pass
-    from reconciler.core.status import render_status_text, status_report, status_to_json
+    from reconciler.core.status import status_report
+    from reconciler.core.status_render import render_status_text, status_to_json
 
     now = _now(options, services)
     result = run_pass(manifests, options.policy, now, services.dependencies(console), apply=False)

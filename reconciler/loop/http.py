@@ -26,7 +26,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from reconciler.core.status import status_to_json
+from reconciler.core.status_render import status_to_json
 from reconciler.loop.state import LoopState, state_to_json
 from reconciler.manifest.durations import format_duration
 
