@@ -482,5 +482,9 @@ def test_a_pass_whose_destroys_were_withheld_is_no_success_in_the_metrics(tmp_pa
     text = metrics.read_text()
     assert 'zfs_reconciler_actions_total{kind="snapshot",policy="home",result="ok"} 1.0' in text
     assert "zfs_reconciler_last_success_timestamp_seconds{" not in text
+    # 10 on each of tank/home and tank/home/alice: what lastN 12 kept until now
+    assert 'zfs_reconciler_destroys_withheld{policy="home"} 20.0' in text
     assert fleet.run(*argv, "--lock-dir", str(tmp_path / "locks"), "--force")[0] == EXIT_OK
-    assert 'zfs_reconciler_last_success_timestamp_seconds{policy="home"}' in metrics.read_text()
+    text = metrics.read_text()
+    assert 'zfs_reconciler_last_success_timestamp_seconds{policy="home"}' in text
+    assert 'zfs_reconciler_destroys_withheld{policy="home"} 0.0' in text

@@ -54,6 +54,7 @@ class PolicyPass:
     sent_bytes: Mapping[str, int] = field(default_factory=dict)  # target → bytes
     conflicts: int | None = None
     unobserved: int | None = None  # hosts of the policy not observed
+    withheld: int | None = None  # snapshots whose destroy the guard withheld
     managed: Mapping[str, int] | None = None  # host → managed snapshots observed there
     status: PolicyStatus | None = None
 
@@ -94,7 +95,7 @@ def _policy_pass(
     hosts = [h for h in hosts_of([intent]) if not result.observed.host(h).reachable]
     conflicts = sum(1 for c in result.plan.conflicts if c.policy == intent.name)
     done = all((o := outcomes.get(a.id)) is not None and o.succeeded for a in actions)
-    withheld = any(group.policy == intent.name for group in result.withheld)
+    withheld = sum(len(g.snapshots) for g in result.withheld if g.policy == intent.name)
     return PolicyPass(
         policy=intent.name,
         ended=0.0,
@@ -108,6 +109,7 @@ def _policy_pass(
         sent_bytes=dict(sent),
         conflicts=conflicts,
         unobserved=len(hosts),
+        withheld=withheld,
         managed=managed_snapshots(intent, result.observed),
     )
 
@@ -282,6 +284,13 @@ def _pass_families(latest: Mapping[str, PolicyPass]) -> Iterator[Metric]:
         "Hosts of the policy (source and targets) that its last pass could not observe.",
         ["policy"],
         {(p.policy,): p.unobserved for p in passes if p.unobserved is not None},
+    )
+    yield _gauge(
+        "destroys_withheld",
+        "Snapshots whose destroy the destroy guard withheld at the policy's last pass "
+        "(docs/destroy-guard.md): they wait for a confirmation.",
+        ["policy"],
+        {(p.policy,): p.withheld for p in passes if p.withheld is not None},
     )
     yield _gauge(
         "managed_snapshots",
