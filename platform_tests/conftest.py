@@ -8,6 +8,8 @@ skipped. With ZFS_RECONCILER_VM_KEEP=1 the guest is left running at the end (see
 `guest_share`: a host directory mounted read-write at the same path in the guest (live both ways,
 unlike the rest of the host root, which the guest sees read-only and may cache).
 `roots`: per test, empty filesystems `src/t<N>` and `dst/t<N>`, destroyed afterwards.
+`s`: per test, a `Scenario` on those roots (platform_tests/scenario.py), cleaned up afterwards;
+test files whose scenarios need more (ssh hosts, watch processes) define their own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 
 from platform_tests.guest_zfs import destroy_roots
 from platform_tests.harness.vm import Guest, HarnessError, start_guest
+from platform_tests.scenario import Scenario
 
 GUEST_POOLS = {"src": "2G", "dst": "2G"}
 _serial = itertools.count(1)
@@ -72,3 +75,10 @@ def roots(guest: Guest) -> Iterator[Roots]:
     guest.sh(f"zfs create {made.src} && zfs create {made.dst}", check=True)
     yield made
     destroy_roots(guest, made.src, made.dst)
+
+
+@pytest.fixture
+def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
+    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
+    yield scenario
+    scenario.cleanup()

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 from platform_tests.scenario import Scenario
-from platform_tests.test_scenarios import policy, s  # noqa: F401  (`s` is a fixture)
+from platform_tests.test_scenarios import policy
 
 
 def test_the_audit_log_records_each_applied_action_and_the_bytes_of_a_send(
-    s: Scenario,  # noqa: F811
+    s: Scenario,
 ) -> None:
     data = f"{s.src}/data"
     s.create(data, nbytes=2 << 20)

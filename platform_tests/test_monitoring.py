@@ -5,23 +5,12 @@ pass, actions counted across runs, managed snapshots per host, and a target gone
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from platform_tests.conftest import Roots
-from platform_tests.harness.vm import Guest
 from platform_tests.scenario import Scenario
 from platform_tests.test_scenarios import policy, with_history
-
-
-@pytest.fixture
-def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
-    yield scenario
-    scenario.cleanup()
 
 
 def metric(path: Path, name: str, **labels: str) -> float | None:

@@ -8,23 +8,11 @@ is applied and the pools converge. Hosts `src` and `dst` are both the guest (`Sc
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from platform_tests.conftest import Roots
-from platform_tests.harness.vm import Guest
 from platform_tests.scenario import Outcome, Scenario
 from reconciler.cli import Console, Services, main
-
-
-@pytest.fixture
-def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
-    yield scenario
-    scenario.cleanup()
 
 
 def data_policy() -> dict[str, Any]:

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pytest
-
-from platform_tests.conftest import Roots
-from platform_tests.harness.vm import Guest
 from platform_tests.scenario import PASSPHRASE, Scenario
 from reconciler.core.state import ResumeToken
 
@@ -82,13 +77,6 @@ def policy(
         "metadata": {"name": "data"},
         "spec": spec,
     }
-
-
-@pytest.fixture
-def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
-    yield scenario
-    scenario.cleanup()
 
 
 def stamp(minutes: int, day: int = 26) -> str:

@@ -6,22 +6,9 @@ Hosts `src` and `dst` are both the guest (platform_tests/scenario.py); time is d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from platform_tests.conftest import Roots
-from platform_tests.harness.vm import Guest
 from platform_tests.scenario import Scenario
-
-
-@pytest.fixture
-def s(guest: Guest, roots: Roots, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
-    yield scenario
-    scenario.cleanup()
 
 
 def policy() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from reconciler.apply.passes import Dependencies, run_pass
 from reconciler.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Console, Services, main
 from reconciler.manifest.changes import generation
 from reconciler.manifest.loader import load_manifests
-from tests.test_cli import MANIFESTS, NOW, Fleet
+from tests.test_cli import NOW, Fleet
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LATER = "2026-11-26T13:00:00Z"
@@ -37,13 +37,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests.yaml"
-    path.write_text(MANIFESTS)
-    return path
 
 
 @pytest.fixture

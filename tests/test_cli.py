@@ -76,13 +76,6 @@ class Fleet:
 
 
 @pytest.fixture
-def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests.yaml"
-    path.write_text(MANIFESTS)
-    return path
-
-
-@pytest.fixture
 def fleet() -> Fleet:
     return Fleet()
 

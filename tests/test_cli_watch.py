@@ -16,14 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import EXIT_OK, EXIT_USAGE, Console, Services, main
-from tests.test_cli import MANIFESTS, Fleet
-
-
-@pytest.fixture
-def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests.yaml"
-    path.write_text(MANIFESTS)
-    return path
+from tests.test_cli import Fleet
 
 
 def _when(

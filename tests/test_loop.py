@@ -328,6 +328,11 @@ def test_an_unreachable_target_never_delays_the_sources_snapshots(harness: MakeL
             ),
             why=f"the snapshot of minute {minute}",
         )
+    # the snapshot is taken before its pass ends: wait for the pass to schedule what is next
+    loop.wait_for(
+        lambda: not loop.policy("home").running and loop.policy("home").next_wakeup is not None,
+        why="the pass of minute 6 to end",
+    )
     home = loop.policy("home")
     # the backoff has grown past the interval (5 s doubling: 160 s after 6 failures)...
     assert home.failures >= 6

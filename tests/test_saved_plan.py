@@ -26,13 +26,6 @@ def _lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "manifests.yaml"
-    path.write_text(MANIFESTS)
-    return path
-
-
-@pytest.fixture
 def fleet(manifest: Path) -> Fleet:
     """Two passes done (T0, T1): the next plan (T2) snapshots, sends, moves holds, prunes."""
     fleet = Fleet()
