@@ -352,3 +352,20 @@ def test_only_our_names_of_undeclared_targets_of_declared_policies_are_orphans()
     assert orphans[2].command == f"zfs destroy 'tank/home#{snapshot}_gone'"
     only_monthly = find_orphans(intents(manifests, ["monthly"]), observed)
     assert {o.policy for o in only_monthly} == {"monthly"} and len(only_monthly) == 2
+
+
+def test_orphan_commands_start_with_the_hosts_zfs_command(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path / "manifests.yaml")
+    fleet.write_manifest("")
+    assert fleet.reconcile(NOW)[0] == EXIT_OK
+    text = manifest_text(None).replace(
+        "metadata: {name: nas}\nspec: {transport: local}",
+        "metadata: {name: nas}\nspec: {transport: local, zfsCommand: [sudo, -n, zfs]}",
+    )
+    assert "zfsCommand: [sudo, -n, zfs]" in text
+    fleet.path.write_text(text)
+    out = fleet.run("status", "--now", NOW, "--output", "json")[1]
+    orphans = json.loads(out)["orphans"]
+    assert orphans and all(o["argv"][:3] == ["sudo", "-n", "zfs"] for o in orphans)
+    snapshot = "zr_20261126T120000Z"
+    assert orphans[0]["command"] == f"sudo -n zfs release zr_:home:offsite tank/home@{snapshot}"

@@ -8,7 +8,7 @@ the planner's tests build intents directly.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -43,6 +43,7 @@ class TargetIntent:
     hold_tag: str
     max_lag: int | None = None  # seconds; `reconcile status` calls a pair stale beyond it
     retiring: bool = False  # releases its holds and cursor bookmarks; nothing else (retirement.py)
+    zfs_command: tuple[str, ...] = ("zfs",)  # its host's `zfsCommand`, for commands we print
 
     def target_filesystem(self, source_filesystem: str) -> str:
         return f"{self.root}/{source_filesystem}"
@@ -60,6 +61,7 @@ class PolicyIntent:
     rules: tuple[Rule, ...]  # empty: keep everything managed
     targets: tuple[TargetIntent, ...]
     hooks: tuple[Hook, ...] = ()  # run around each snapshot the policy takes
+    source_zfs_command: tuple[str, ...] = ("zfs",)  # the source host's, for commands we print
     # memo of name → time / replicated: names repeat across filesystems (one snapshot call
     # names every filesystem alike), so each distinct name is parsed once per pass
     _times: dict[str, int | None] = field(default_factory=dict, compare=False, repr=False)
@@ -111,14 +113,20 @@ class PolicyIntent:
 
 def intents(manifests: Manifests, only: Collection[str] | None = None) -> tuple[PolicyIntent, ...]:
     """One intent per policy (sorted by name), limited to `only` when given."""
+    zfs_commands = {name: tuple(h.spec.zfs_command) for name, h in manifests.hosts.items()}
     return tuple(
-        policy_intent(policy)
+        policy_intent(policy, zfs_commands)
         for name, policy in sorted(manifests.policies.items())
         if only is None or name in only
     )
 
 
-def policy_intent(policy: Policy) -> PolicyIntent:
+def policy_intent(
+    policy: Policy, zfs_commands: Mapping[str, tuple[str, ...]] | None = None
+) -> PolicyIntent:
+    """The policy's intent; `zfs_commands` (Host name → its `zfsCommand`) only shapes the
+    commands that status prints for a person to run (`core/leftovers.py`)."""
+    commands = zfs_commands or {}
     spec = policy.spec
     name = policy.metadata.name
     prefix = spec.snapshots.prefix
@@ -146,6 +154,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
             hold_tag=hold_tag(prefix, name, target.name),
             max_lag=target.max_lag,
             retiring=target.retiring,
+            zfs_command=commands.get(target.host, ("zfs",)),
         )
         for target in sorted(spec.replication, key=lambda t: t.name)
     )
@@ -168,6 +177,7 @@ def policy_intent(policy: Policy) -> PolicyIntent:
             )
             for hook in spec.snapshots.hooks
         ),
+        source_zfs_command=commands.get(spec.source.host, ("zfs",)),
     )
 
 

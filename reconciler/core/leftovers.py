@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
@@ -98,15 +98,16 @@ class Orphan:
     filesystem: str
     version: str
     tag: str | None = None
+    zfs_command: tuple[str, ...] = ("zfs",)  # the host's `zfsCommand`
 
     @property
     def argv(self) -> tuple[str, ...]:
-        """The zfs command that cleans it up (run on `host`, with its `zfsCommand`)."""
+        """The zfs command that cleans it up, run on `host` (with its `zfsCommand`)."""
         full = self.filesystem + self.version
         if self.kind is OrphanKind.HOLD:
             assert self.tag is not None
-            return ("zfs", "release", self.tag, full)
-        return ("zfs", "destroy", full)
+            return (*self.zfs_command, "release", self.tag, full)
+        return (*self.zfs_command, "destroy", full)
 
     @property
     def command(self) -> str:
@@ -118,7 +119,17 @@ def find_orphans(intents: Sequence[PolicyIntent], observed: Observed) -> tuple[O
     """The observed holds and cursor bookmarks of undeclared targets of declared policies,
     sorted by policy, target, host, filesystem, holds before bookmarks."""
     found = [*_orphan_holds(intents, observed), *_orphan_bookmarks(intents, observed)]
-    return tuple(sorted(found, key=_order))
+    commands = _zfs_commands(intents)
+    return tuple(
+        sorted((replace(o, zfs_command=commands.get(o.host, ("zfs",))) for o in found), key=_order)
+    )
+
+
+def _zfs_commands(intents: Sequence[PolicyIntent]) -> dict[str, tuple[str, ...]]:
+    """Host → its `zfsCommand`, as the policies' intents carry it."""
+    commands = {i.source_host: i.source_zfs_command for i in intents}
+    commands |= {t.host: t.zfs_command for i in intents for t in i.targets}
+    return commands
 
 
 def _order(orphan: Orphan) -> tuple[str, str, str, str, bool, str]:
