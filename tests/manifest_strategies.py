@@ -139,18 +139,39 @@ HOST_BACKUP: dict[str, Any] = {  # every Host field
             "options": ["ServerAliveInterval=30", "StrictHostKeyChecking=yes"],
         },
         "zfsCommand": ["sudo", "zfs"],
+        "commandTimeout": "5m",
     },
 }
 POLICY_HOME: dict[str, Any] = {  # every Policy field
     "apiVersion": API_VERSION,
     "kind": "Policy",
-    "metadata": {"name": "home", "labels": {"tier": "gold"}},
+    "metadata": {
+        "name": "home",
+        "labels": {"tier": "gold"},
+        "annotations": {
+            "zfs-reconciler.dev/confirm-destroy": "3f9a2c1b7d4e",
+            "example.com/owner": "ops",
+        },
+    },
     "spec": {
         "source": {
             "host": "nas",
             "filesystems": {"tank/home<": True, "tank/home/scratch<": False, "tank/db": True},
         },
-        "snapshots": {"prefix": "zr_", "interval": "15m", "include": ["^manual-", "T000000Z$"]},
+        "snapshots": {
+            "prefix": "zr_",
+            "interval": "15m",
+            "include": ["^manual-", "T000000Z$"],
+            "hooks": [
+                {
+                    "when": "pre",
+                    "command": ["/usr/local/sbin/db-freeze", "--all"],
+                    "timeout": "30s",
+                    "onFailure": "snapshot",
+                },
+                {"when": "post", "command": ["/usr/local/sbin/db-thaw"], "timeout": "1m"},
+            ],
+        },
         "retention": {
             "keep": [
                 {"grid": "1x1h(keep=all) | 24x1h | 14x1d"},
@@ -166,6 +187,7 @@ POLICY_HOME: dict[str, Any] = {  # every Policy field
                 "retention": {"keep": [{"grid": "1x1h(keep=all) | 24x1h | 35x1d"}, {"lastN": 3}]},
                 "protection": "incremental",
                 "initialReplication": "all",
+                "maxLag": "2h",
                 "send": {
                     "raw": True,
                     "compressed": True,
@@ -188,6 +210,7 @@ POLICY_HOME: dict[str, Any] = {  # every Policy field
                 "root": "tank/replica",
                 "protection": "none",
                 "initialReplication": "fail",
+                "retiring": True,
             },
         ],
     },
@@ -218,8 +241,9 @@ SEED_SETS: list[list[dict[str, Any]]] = [
 """Sets of documents; each set, as one file, is valid (`test_seed_sets_are_valid` checks it)."""
 SEED_DOCUMENTS = [doc for seeds in SEED_SETS for doc in seeds]
 
-FREE_MAPS = frozenset({"labels", "filesystems", "override"})
-"""Mappings whose keys are data (labels, filter patterns, property names), not field names."""
+FREE_MAPS = frozenset({"labels", "annotations", "filesystems", "override"})
+"""Mappings whose keys are data (labels, annotations, filter patterns, property names), not
+field names."""
 
 # --- the JSON Schema oracle -------------------------------------------------------------------
 

@@ -204,9 +204,12 @@ def test_the_driver_stops_a_hook_at_its_timeout() -> None:
     started = time.monotonic()
     run = ZfsDriver(LocalRunner("nas")).run_hook(["sleep", "30"], {}, 1)
     assert run.returncode is None and not run.succeeded
+    assert run.stderr == ""  # a timeout, told apart from a program that could not start
     assert time.monotonic() - started < 10
     missing = ZfsDriver(LocalRunner("nas")).run_hook(["no-such-hook-program"], {}, 5)
     assert missing.returncode == 127  # env's own "not found"
+    quick = ZfsDriver(LocalRunner("nas")).run_hook(["sleep", "0"], {}, 1)
+    assert quick.succeeded
 
 
 def test_a_hook_over_ssh_gets_its_arguments_and_environment_unchanged(

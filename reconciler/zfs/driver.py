@@ -39,6 +39,7 @@ from reconciler.core.scope import ObservationScope
 from reconciler.core.state import FilesystemState, HostState, Version
 from reconciler.zfs import commands, parse
 from reconciler.zfs.errors import (
+    CommandTimedOut,
     DatasetExists,
     DatasetNotFound,
     StampsUnsupported,
@@ -391,9 +392,10 @@ class ZfsDriver:
         started = time.monotonic()
         try:
             done = self.runner.run(argv, timeout=timeout)
-        except ZFSError as error:  # stopped at the timeout (no stderr), or could not start
-            seconds = time.monotonic() - started
-            return HookRun(None, "" if seconds >= timeout else error.detail, seconds)
+        except CommandTimedOut:  # killed at its timeout: no stderr to tell
+            return HookRun(None, "", time.monotonic() - started)
+        except ZFSError as error:  # could not start (or ssh could not reach the host)
+            return HookRun(None, error.detail, time.monotonic() - started)
         return HookRun(done.returncode, done.stderr_text, time.monotonic() - started)
 
 
