@@ -15,8 +15,10 @@ JSON value as a whole document. Each goes through
 
 Any disagreement fails, with the document printed, except where the schema is deliberately
 looser (docs/manifests.md, "JSON Schema"): grid and cron syntax, regular expressions the schema
-cannot judge as RE2 does, and the rules that combine fields (`ssh` with `transport`, `interval`
-with `cron`, `override` with `inherit`, creation-only properties). There the test is one-sided:
+cannot judge as RE2 does, upper bounds of durations (a hook's `timeout`, `commandTimeout`), the
+words of a hook's `command`, the confirm-destroy annotation's digest, and the rules that combine
+fields (`ssh` with `transport`, `interval` with `cron`, `override` with `inherit`, creation-only
+properties, `onFailure` with `when`). There the test is one-sided:
 the models may refuse what the schema accepts, but only for those reasons (`MODEL_ONLY`), and
 never accept what it refuses. Filter patterns and cross-document rules are not part of model
 validation at all.
@@ -67,6 +69,11 @@ MODEL_ONLY = frozenset(
         "schedule_conflict",  # interval with cron
         "property_conflict",  # override with inherit
         "property_creation_only",  # casesensitivity, normalization, utf8only
+        "hook_command",  # a hook's first word (no leading '-', no '='), no newline in any
+        "hook_on_failure",  # onFailure with when: post
+        "hook_timeout",  # a duration at most 1h: the schema sees a duration string
+        "timeout_too_long",  # commandTimeout at most 1d: likewise
+        "confirm_destroy_format",  # the confirm-destroy annotation's 12-hex digest
     }
 )
 """Error types of rules only the models check: the one-sided part of the comparison."""
