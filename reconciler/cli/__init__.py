@@ -11,6 +11,8 @@ results and maps outcomes to exit codes (product.md §3).
                     [--max-destroy N|N%] [--lock-dir PATH] [--audit-log PATH]
                     [--listen HOST:PORT [--listen-public]]
     reconcile schema
+    reconcile import zrepl PATH [--out DIR]
+    reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--out DIR]
 
 A pass that applies takes the lock of every host its policies touch before it observes them, and
 keeps it to the end (guarantee 8, `apply/lock.py`); `--dry-run`, `status`, `validate` and
@@ -18,8 +20,8 @@ keeps it to the end (guarantee 8, `apply/lock.py`); `--dry-run`, `status`, `vali
 
 The pass itself is `apply/passes.py`'s `run_pass`, shared with the control loop and the tests;
 this package keeps parsing (`options.py`), rendering and exit codes: `main` here dispatches to
-`apply.py` (the one-shot pass and `--dry-run`), `status.py` and `watch.py`; `common.py` holds
-what they share. The hosts a pass talks to come from a
+`apply.py` (the one-shot pass and `--dry-run`), `status.py`, `watch.py` and `importer.py`;
+`common.py` holds what they share. The hosts a pass talks to come from a
 `connect` function (Host manifest → ZFS port) passed in through `Services`; nothing here
 reaches a host any other way. Presentation (`Console`) is kept apart from those services.
 """
@@ -57,7 +59,7 @@ __all__ = [
     "main",
 ]
 
-SUBCOMMANDS = ("validate", "schema", "status", "watch")
+SUBCOMMANDS = ("validate", "schema", "status", "watch", "import")
 
 
 def main(
@@ -71,6 +73,11 @@ def main(
     command = args[0] if args and args[0] in SUBCOMMANDS else "pass"
     if command != "pass":
         args = args[1:]
+    if command == "import":  # touches no host: converts a file to manifests
+        from reconciler.cli.importer import import_parser, run_import
+        from reconciler.cli.options import _Parser
+
+        return run_import(import_parser(_Parser).parse_args(args), console)
     parser = _parser(command)
     options = parser.parse_args(args)
     if command == "pass" and options.detailed_exitcode and not options.dry_run:

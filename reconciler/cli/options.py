@@ -37,7 +37,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
-        epilog="subcommands: watch, status, validate, schema (run 'reconcile SUBCOMMAND --help')"
+        epilog="subcommands: watch, status, validate, schema, import "
+        "(run 'reconcile SUBCOMMAND --help')"
         if command == "pass"
         else None,
     )

@@ -195,6 +195,13 @@ def _unique(files: Iterable[Path]) -> list[Path]:
     return unique
 
 
+def read_text(path: Path) -> tuple[str | None, ManifestError | None]:
+    """(text, error) of one regular UTF-8 file of at most 4 MiB, read as manifests are (for
+    other tools' configurations that `reconcile import` converts)."""
+    text, _, error = _read(path, MAX_FILE_BYTES)
+    return text, error
+
+
 def _read(path: Path, allowance: int) -> tuple[str | None, int, ManifestError | None]:
     """(text, bytes read, error) of one manifest file, reading at most its limit.
 

@@ -28,6 +28,7 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -51,6 +52,12 @@ from reconciler.manifest.fields import (
     invalid,
 )
 from reconciler.manifest.limits import MAX_TARGETS
+from reconciler.manifest.name_schemes import (
+    MAX_LAYOUT_LENGTH,
+    LayoutError,
+    compile_layout,
+    load_zone,
+)
 
 API_VERSION = "zfs-reconciler.dev/v1alpha1"
 MAX_COMMAND_TIMEOUT = 86400  # a Host's commandTimeout, at most 1d
@@ -237,6 +244,68 @@ class HookSpec(Model):
         return on_failure
 
 
+class AdoptFormat(StrEnum):
+    DENSE = "dense"
+    HUMAN = "human"
+    ISO_8601 = "iso-8601"
+    UNIX_SECONDS = "unix-seconds"
+    SANOID = "sanoid"
+
+
+MAX_ADOPT = 16
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2}")
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_.: -]*")
+
+
+class AdoptSpec(Model):
+    """Snapshots named by another tool's scheme that the policy owns (docs/migrating.md)."""
+
+    prefix: Prefix
+    """The other tool's prefix, e.g. `zrepl_` or `autosnap_`."""
+    format: AdoptFormat | None = None
+    """zrepl's `dense`, `human`, `iso-8601`, `unix-seconds`, or `sanoid`
+    (`YYYY-MM-DD_HH:MM:SS_<period>`). Exclusive with layout."""
+    layout: str | None = Field(default=None, min_length=1, max_length=MAX_LAYOUT_LENGTH)
+    """A Go time layout as zrepl's `timestamp_format` takes it, e.g. `2006-01-02_15:04`."""
+    timezone: str = "UTC"
+    """The zone the names were written in when they carry no offset (IANA name, e.g.
+    `Europe/Berlin`); zrepl's `timestamp_location`; sanoid writes the host's local time."""
+
+    @field_validator("layout")
+    @classmethod
+    def _readable(cls, layout: str | None) -> str | None:
+        if layout is None:
+            return None
+        if _NAME_CHARACTERS.fullmatch(layout) is None:
+            raise invalid(
+                "adopt_layout",
+                "a layout may hold only the characters of snapshot names "
+                "(A-Z a-z 0-9 _ . : - and space)",
+            )
+        try:
+            compile_layout(layout)
+        except LayoutError as error:
+            raise invalid("adopt_layout", str(error)) from None
+        return layout
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, key: str) -> str:
+        if key == "Local":
+            raise invalid(
+                "adopt_timezone", "name the zone (e.g. Europe/Berlin): Local differs by host"
+            )
+        if _ZONE_KEY.fullmatch(key) is None or load_zone(key) is None:
+            raise invalid("adopt_timezone", f"unknown time zone {key!r} (an IANA name such as UTC)")
+        return key
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AdoptSpec:
+        if (self.format is None) == (self.layout is None):
+            raise invalid("adopt_scheme", "an adopt entry takes exactly one of format and layout")
+        return self
+
+
 class SnapshotsSpec(Model):
     prefix: Prefix
     """The managed namespace: snapshots are named `<prefix>YYYYMMDDTHHMMSSZ` (UTC)."""
@@ -248,6 +317,9 @@ class SnapshotsSpec(Model):
     """Regexes of foreign snapshot names that are replicated too (never destroyed)."""
     hooks: list[HookSpec] = Field(default=[], max_length=MAX_HOOKS)
     """Commands run on the source host around each snapshot the policy takes (docs/hooks.md)."""
+    adopt: list[AdoptSpec] = Field(default=[], max_length=MAX_ADOPT)
+    """Snapshots named by other tools (zrepl, sanoid) that the policy owns: their time is read
+    from the name, retention applies to them, and they are incremental bases."""
 
     @field_validator("cron")
     @classmethod

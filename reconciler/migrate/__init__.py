@@ -1,0 +1,7 @@
+"""Converters from other tools' configurations to our manifests (`reconcile import`).
+
+`report.py` holds what every converter returns (`Conversion`: the manifest documents and the
+`Finding`s about what was not converted or converted with a difference) and how the CLI writes
+them; `zrepl.py` reads a zrepl.yml, `sanoid.py` a sanoid.conf with `syncoid.py` for syncoid
+command lines. The converters are pure functions of the input text: the CLI reads the file.
+"""
