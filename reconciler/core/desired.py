@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from itertools import pairwise
 from typing import Any
 
-from reconciler.core.names import hold_tag, parse_hold_tag, snapshot_time
+from reconciler.core.names import hold_tag, parse_hold_tag, snapshot_time, split_cursor_bookmark
 from reconciler.core.plan import Hook, ReceiveOptions, SendOptions
 from reconciler.core.retention import GridRule, LastNRule, Managed, RegexRule, Rule
 from reconciler.manifest.cron import CronSchedule
@@ -25,6 +26,7 @@ from reconciler.manifest.models import (
     Policy,
     Protection,
 )
+from reconciler.manifest.name_schemes import NameScheme, adopted_scheme, load_zone
 from reconciler.manifest.regex import Regex, compile_regex
 
 
@@ -62,6 +64,7 @@ class PolicyIntent:
     targets: tuple[TargetIntent, ...]
     hooks: tuple[Hook, ...] = ()  # run around each snapshot the policy takes
     source_zfs_command: tuple[str, ...] = ("zfs",)  # the source host's, for commands we print
+    adopted: tuple[NameScheme, ...] = ()  # other tools' names the policy owns (`adopt`)
     # memo of name → time / replicated: names repeat across filesystems (one snapshot call
     # names every filesystem alike), so each distinct name is parsed once per pass
     _times: dict[str, int | None] = field(default_factory=dict, compare=False, repr=False)
@@ -75,8 +78,29 @@ class PolicyIntent:
         try:
             return self._times[name]
         except KeyError:
-            when = self._times[name] = snapshot_time(self.prefix, name)
+            when = snapshot_time(self.prefix, name)
+            for scheme in self.adopted:
+                if when is not None:
+                    break
+                when = scheme.time_of(name)
+            self._times[name] = when
             return when
+
+    def parse_cursor(self, target: str, bookmark: str) -> str | None:
+        """The snapshot name a cursor bookmark of `target` was made from, or None if the
+        bookmark is not such a cursor (its snapshot part must be a managed name)."""
+        suffix = "_" + target
+        if not bookmark.endswith(suffix):
+            return None
+        snapshot = bookmark[: -len(suffix)]
+        return snapshot if self.snapshot_time(snapshot) is not None else None
+
+    def parse_any_cursor(self, bookmark: str) -> tuple[str, str] | None:
+        """(snapshot, target) of a cursor bookmark of any target of this policy, or None."""
+        parts = split_cursor_bookmark(bookmark)
+        if parts is None or self.snapshot_time(parts[0]) is None:
+            return None
+        return parts
 
     def managed(self, names: tuple[str, ...]) -> Managed:
         """The managed snapshots among `names` (each once), oldest first.
@@ -178,6 +202,15 @@ def policy_intent(
             for hook in spec.snapshots.hooks
         ),
         source_zfs_command=commands.get(spec.source.host, ("zfs",)),
+        adopted=tuple(
+            adopted_scheme(
+                entry.prefix,
+                entry.format.value if entry.format is not None else None,
+                entry.layout,
+                load_zone(entry.timezone) or UTC,  # validated: the zone exists
+            )
+            for entry in spec.snapshots.adopt
+        ),
     )
 
 

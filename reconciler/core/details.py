@@ -35,7 +35,6 @@ from collections.abc import Sequence
 
 from reconciler.core.desired import PolicyIntent, TargetIntent
 from reconciler.core.incremental import find_common_base
-from reconciler.core.names import parse_any_cursor_bookmark, parse_cursor_bookmark
 from reconciler.core.planner import planned_sources
 from reconciler.core.retention import RetentionMemo
 from reconciler.core.source import PENDING_TXG, SourceFilesystem, snapshot_names
@@ -88,23 +87,15 @@ def _source_retention(source: SourceFilesystem, retention: RetentionMemo, into: 
 
 def _cursor_guids(source: SourceFilesystem, target: TargetIntent) -> set[int]:
     """The GUIDs of the pair's replication cursor bookmarks."""
-    prefix = source.intent.prefix
-    return {
-        mark.guid
-        for mark in source.bookmarks
-        if parse_cursor_bookmark(prefix, target.name, mark.name) is not None
-    }
+    parse = source.intent.parse_cursor
+    return {mark.guid for mark in source.bookmarks if parse(target.name, mark.name) is not None}
 
 
 def _any_cursor_guids(source: SourceFilesystem) -> set[int]:
     """The GUIDs of every cursor bookmark of the policy, of any target, declared or not: a
     removed target's holds sit on its cursor's snapshot (`reconcile status` lists them)."""
-    prefix = source.intent.prefix
-    return {
-        mark.guid
-        for mark in source.bookmarks
-        if parse_any_cursor_bookmark(prefix, mark.name) is not None
-    }
+    parse = source.intent.parse_any_cursor
+    return {mark.guid for mark in source.bookmarks if parse(mark.name) is not None}
 
 
 def _with_guids(

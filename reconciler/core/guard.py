@@ -29,7 +29,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.core.desired import PolicyIntent
-from reconciler.core.names import is_managed_snapshot
 from reconciler.core.plan import (
     Action,
     DestroyAction,
@@ -145,7 +144,7 @@ def guard_plan(
             continue
         overdue = _overdue(intent, found.target, observed, host, filesystem)
         counted = found.rolled_back + [n for n in found.pruned if n in overdue]
-        managed = created[key] + _managed(observed, host, filesystem, intent.prefix)
+        managed = created[key] + _managed(observed, host, filesystem, intent)
         allowed = limit.allowed(managed)
         if len(counted) > allowed:
             hint = (hints or {}).get(policy, "")
@@ -261,12 +260,12 @@ def _created(actions: Iterable[Action]) -> Counter[_Key]:
     return made
 
 
-def _managed(observed: Observed, host: str, filesystem: str, prefix: str) -> int:
-    """The snapshots of the filesystem that the policy's prefix names."""
+def _managed(observed: Observed, host: str, filesystem: str, intent: PolicyIntent) -> int:
+    """The snapshots of the filesystem that the policy owns (its own names and adopted ones)."""
     state = observed.host(host).filesystem(filesystem)
     if state is None:
         return 0
-    return sum(1 for v in state.snapshots if is_managed_snapshot(prefix, v.name))
+    return sum(1 for v in state.snapshots if intent.snapshot_time(v.name) is not None)
 
 
 def _with_dependents(actions: Sequence[Action], roots: set[int]) -> set[int]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
-from reconciler.core.names import parse_any_cursor_bookmark, parse_cursor_bookmark, parse_hold_tag
+from reconciler.core.names import parse_hold_tag
 from reconciler.core.render import JsonObject
 from reconciler.core.state import FilesystemState, HostState, Observed
 
@@ -49,9 +49,7 @@ def retirement_leftovers(
     tag = target.hold_tag
     holds = sum(1 for v in source.snapshots if tag in v.holds)
     bookmarks = sum(
-        1
-        for v in source.bookmarks
-        if parse_cursor_bookmark(intent.prefix, target.name, v.name) is not None
+        1 for v in source.bookmarks if intent.parse_cursor(target.name, v.name) is not None
     )
     state = target_host.filesystem(target.target_filesystem(source.name))
     if state is not None:
@@ -178,7 +176,7 @@ def _orphan_bookmarks(intents: Sequence[PolicyIntent], observed: Observed) -> li
         targets = _declared(intent)
         for name in source_filesystems(intent, list(host.filesystems)):
             for version in host.filesystems[name].bookmarks:
-                parsed = parse_any_cursor_bookmark(intent.prefix, version.name)
+                parsed = intent.parse_any_cursor(version.name)
                 if parsed is not None and parsed[1] not in targets:
                     found.append(
                         Orphan(

@@ -5,16 +5,22 @@
 - replication cursor bookmark: `<snapshot>_<target>`, e.g. `zr_20261126T041500Z_offsite`
   (`parse_any_cursor_bookmark` reads one without knowing the target)
 
+A policy may also own snapshots named by other tools (`spec.snapshots.adopt`,
+`manifest/name_schemes.py`): `PolicyIntent.snapshot_time` reads those, and the cursor bookmarks
+of an adopted snapshot are `<snapshot>_<target>` too (`split_cursor_bookmark`).
+
 Anything else is foreign: observed, usable as an incremental base, never destroyed or released.
 """
 
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from functools import lru_cache
 
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _TIME_LENGTH = 16  # len("20261126T041500Z")
 
 
@@ -84,6 +90,16 @@ def parse_cursor_bookmark(prefix: str, target: str, bookmark: str) -> str | None
         return None
     snapshot = bookmark[: -len(suffix)]
     return snapshot if is_managed_snapshot(prefix, snapshot) else None
+
+
+def split_cursor_bookmark(bookmark: str) -> tuple[str, str] | None:
+    """(snapshot, target) parts of what may be a cursor bookmark of any snapshot name: target
+    names are DNS labels (no `_`), so the target is what follows the last `_`. Whether the
+    snapshot part is owned is for the caller (`PolicyIntent.parse_any_cursor`) to say."""
+    snapshot, separator, target = bookmark.rpartition("_")
+    if not separator or not snapshot or _LABEL.fullmatch(target) is None:
+        return None
+    return snapshot, target
 
 
 def parse_any_cursor_bookmark(prefix: str, bookmark: str) -> tuple[str, str] | None:

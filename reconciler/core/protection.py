@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.core.builder import PlanBuilder
 from reconciler.core.desired import TargetIntent
-from reconciler.core.names import cursor_bookmark, parse_cursor_bookmark
+from reconciler.core.names import cursor_bookmark
 from reconciler.core.plan import (
     BookmarkAction,
     DestroyAction,
@@ -66,7 +66,7 @@ def _has_any_managed(source: SourceFilesystem) -> bool:
 def _newest_cursor(source: SourceFilesystem, target: TargetIntent) -> Version | None:
     newest: Version | None = None
     for version in source.bookmarks:
-        if parse_cursor_bookmark(source.intent.prefix, target.name, version.name) is not None:
+        if source.intent.parse_cursor(target.name, version.name) is not None:
             newest = version
     return newest
 
@@ -141,8 +141,7 @@ class PairProtection:
         stale = sorted(
             name
             for name in existing
-            if name != wanted
-            and parse_cursor_bookmark(self.source.intent.prefix, self.target.name, name)
+            if name != wanted and self.source.intent.parse_cursor(self.target.name, name)
         )
         if stale:
             self.b.add(

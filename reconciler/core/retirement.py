@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 from reconciler.core.builder import PlanBuilder
 from reconciler.core.desired import TargetIntent
-from reconciler.core.names import parse_cursor_bookmark
 from reconciler.core.plan import DestroyAction, Reason, ReleaseAction
 from reconciler.core.protection import Side
 from reconciler.core.replication import unreachable_target_notice
@@ -47,7 +46,7 @@ def plan_retirement(
     cursors = sorted(
         v.name
         for v in source.bookmarks
-        if parse_cursor_bookmark(source.intent.prefix, target.name, v.name) is not None
+        if source.intent.parse_cursor(target.name, v.name) is not None
     )
     if cursors:
         builder.add(

@@ -33,7 +33,6 @@ from reconciler.core.leftovers import (
     retirement_leftovers,
     retirement_message,
 )
-from reconciler.core.names import parse_cursor_bookmark
 from reconciler.core.plan import (
     Action,
     Conflict,
@@ -468,7 +467,7 @@ def _cursor_snapshot(
     for version in reversed(source.versions):  # createtxg order: the newest cursor first
         if version.kind is not VersionKind.BOOKMARK:
             continue
-        name = parse_cursor_bookmark(intent.prefix, target.name, version.name)
+        name = intent.parse_cursor(target.name, version.name)
         when = intent.snapshot_time(name) if name is not None else None
         if name is not None and when is not None:
             return Snapshot(name, when)
