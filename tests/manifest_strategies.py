@@ -171,6 +171,11 @@ POLICY_HOME: dict[str, Any] = {  # every Policy field
                 },
                 {"when": "post", "command": ["/usr/local/sbin/db-thaw"], "timeout": "1m"},
             ],
+            "adopt": [
+                {"prefix": "zrepl_", "format": "dense"},
+                {"prefix": "autosnap_", "format": "sanoid", "timezone": "Europe/Berlin"},
+                {"prefix": "old-", "layout": "2006-01-02_15:04"},
+            ],
         },
         "retention": {
             "keep": [

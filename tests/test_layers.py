@@ -1,6 +1,6 @@
 """The architecture's import rules, checked on the source: cli → loop → apply → zfs → migrate →
-core → manifest → collector (a module imports only its own layer or lower ones); the pure core does no
-I/O, reads no clock and does no logging, and reads validated manifests, never the reader;
+core → manifest → collector (a module imports only its own layer or lower ones); the pure core
+does no I/O, reads no clock and does no logging, and reads validated manifests, never the reader;
 `reconciler.collector` imports only the standard library; and the in-memory ZFS model
 (`reconciler.zfs.model`) is imported by tests only, never by another product module."""
 

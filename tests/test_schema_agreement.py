@@ -74,6 +74,9 @@ MODEL_ONLY = frozenset(
         "hook_timeout",  # a duration at most 1h: the schema sees a duration string
         "timeout_too_long",  # commandTimeout at most 1d: likewise
         "confirm_destroy_format",  # the confirm-destroy annotation's 12-hex digest
+        "adopt_scheme",  # an adopt entry has exactly one of format and layout
+        "adopt_layout",  # a Go layout that reads back to a time, in snapshot-name characters
+        "adopt_timezone",  # a zone the system knows (zoneinfo), not Local
     }
 )
 """Error types of rules only the models check: the one-sided part of the comparison."""
