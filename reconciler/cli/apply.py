@@ -204,6 +204,7 @@ def _show_pass(plan: Plan, report: ApplyReport, output: str, stream: TextIO) -> 
                     "status": r.status,
                     "message": r.message,
                     "seconds": round(r.duration, 3),
+                    "bytes": r.bytes,  # what a send's stream carried; null when not measured
                 }
                 for r in report.results
             ],
