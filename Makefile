@@ -43,7 +43,8 @@ fuzz:
 		tests/test_fuzz_manifests.py tests/test_schema_agreement.py
 
 # Platform tests: real OpenZFS 2.3 in a qemu guest (docs/platform-tests.md). vm-setup installs
-# Debian packages with apt when they are missing and fills /var/cache/zfs-reconciler-vm.
+# Debian packages with apt when they are missing (qemu, zfs-dkms, ..., and sanoid: the platform
+# tests run the real syncoid in the guest) and fills /var/cache/zfs-reconciler-vm.
 .PHONY: vm-setup test-platform demo
 
 vm-setup:

@@ -5,7 +5,9 @@
 #
 #   sanoid + syncoid   Debian package `sanoid` (apt, on the host; it Depends on pv, lzop and
 #                      mbuffer, so those come with it: syncoid uses pv only for a progress bar,
-#                      and lzop/mbuffer only between hosts, never for a local replication)
+#                      and lzop/mbuffer only between hosts, never for a local replication).
+#                      `make vm-setup` (setup.sh) installs it too, for the platform tests; the
+#                      step below only runs when peers-setup is called on its own
 #   bzfs, zfs-autobackup  PyPI, pinned below, in their own venv $CACHE/peers-venv (not the
 #                      project's .venv: the peers must not change the project's environment)
 #

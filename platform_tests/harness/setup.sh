@@ -10,7 +10,9 @@
 #   kver                the guest kernel release the rest belongs to
 # and, through apt, the Debian packages: qemu-system-x86, busybox-static, kmod, python3,
 # openssh-server/-client, and zfs-dkms + zfsutils-linux 2.3 from bookworm-backports (contrib),
-# with linux-headers-<release> so that dkms builds the zfs modules for the guest kernel.
+# with linux-headers-<release> so that dkms builds the zfs modules for the guest kernel, and
+# `sanoid` (with syncoid: platform_tests/test_foreign_leftovers.py runs the real syncoid in the
+# guest, which runs this host's userland; its systemd timer is kept off).
 # No kernel module is ever loaded on this host, and package scripts may not start daemons here.
 #
 # Idempotent: finished steps are skipped, and a run with nothing to do calls no apt at all.
@@ -42,7 +44,7 @@ mkdir -p "$CACHE/debs" "$CACHE/kernel" "$CACHE/ssh"
 
 # --- packages -------------------------------------------------------------------------------
 PACKAGES=(qemu-system-x86 qemu-system-data busybox-static kmod python3 openssh-server
-    openssh-client dkms)
+    openssh-client dkms sanoid)
 ZFS_PACKAGES=(zfs-dkms zfsutils-linux)
 
 missing_packages() { # the arguments that are not installed (zfs older than 2.3 counts)
@@ -134,6 +136,11 @@ mapfile -t MISSING < <(missing_packages "${PACKAGES[@]}" "${ZFS_PACKAGES[@]}" \
     "linux-headers-$KVER")
 [ ${#MISSING[@]} = 0 ] || need_apt "missing: ${MISSING[*]}"
 [ ${#MISSING[@]} = 0 ] || install_packages "${MISSING[@]}"
+# sanoid's package enables sanoid.timer; a timer only fires under systemd, which neither the
+# guest (busybox init) nor a container runs, but keep it off on this host all the same.
+if [ ${#MISSING[@]} != 0 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now sanoid.timer >/dev/null 2>&1 || true
+fi
 ZFS_PKGVER=$(dpkg-query -W -f='${Version}' zfs-dkms)
 ZFS_VER=${ZFS_PKGVER%%-*}
 say "guest kernel $KVER, zfs $ZFS_PKGVER, cache $CACHE"

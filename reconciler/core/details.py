@@ -22,6 +22,11 @@ with those. The planner reads details of these snapshots and no others:
 - on the source, the snapshot of every cursor bookmark of the policy, of any target: the holds
   of a target removed from the manifest sit there, and `reconcile status` lists them
   (`core/leftovers.py`); a retiring target's are released (`core/retirement.py`).
+- on both sides of a pair, the snapshots of the tools run before the reconciler whose holds
+  `reconcile status` lists (`core/foreign_leftovers.py`): the snapshot of each zrepl bookmark's
+  GUID (its cursor names the snapshot it last replicated, which carries zrepl's step hold on
+  the source and its last-received hold on the target), and syncoid's sync snapshots (few:
+  syncoid keeps the newest of each).
 
 Holds of ours elsewhere are not seen: such a hold (left by an older version, or placed by
 hand) is released when retention comes to destroy its snapshot, not before (docs/driver.md).
@@ -34,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.core.desired import PolicyIntent, TargetIntent
+from reconciler.core.foreign_leftovers import is_syncoid_snapshot, is_zrepl_bookmark
 from reconciler.core.incremental import find_common_base
 from reconciler.core.planner import planned_sources
 from reconciler.core.retention import RetentionMemo
@@ -63,6 +69,8 @@ def needed_details(
                 names.add(f"{source.name}@{newest.name}")
             _source_retention(source, retention, names)
             _with_guids(source.name, source.snapshots, _any_cursor_guids(source), names)
+            foreign = _foreign_guids(source)
+            _foreign(source.name, source.versions, foreign, names)
             for target in intent.targets:
                 cursors = _cursor_guids(source, target)
                 _with_guids(source.name, source.snapshots, cursors, names)
@@ -74,6 +82,7 @@ def needed_details(
                 on_target = needed.setdefault(target.host, set())
                 if state is not None:
                     _with_guids(target_fs, state.versions, cursors, on_target)
+                    _foreign(target_fs, state.versions, foreign, on_target)
                 _pair(source, target, state, retention, names, on_target)
     return {host: frozenset(names) for host, names in sorted(needed.items()) if names}
 
@@ -96,6 +105,23 @@ def _any_cursor_guids(source: SourceFilesystem) -> set[int]:
     removed target's holds sit on its cursor's snapshot (`reconcile status` lists them)."""
     parse = source.intent.parse_any_cursor
     return {mark.guid for mark in source.bookmarks if parse(mark.name) is not None}
+
+
+def _foreign_guids(source: SourceFilesystem) -> set[int]:
+    """The GUIDs of zrepl's bookmarks on the source (cursors, step bookmarks)."""
+    return {mark.guid for mark in source.bookmarks if is_zrepl_bookmark(mark.name)}
+
+
+def _foreign(filesystem: str, versions: Sequence[Version], guids: set[int], into: set[str]) -> None:
+    """The snapshots of `versions` with one of zrepl's bookmark `guids`, and syncoid's sync
+    snapshots: the holds of the old tools sit there (`core/foreign_leftovers.py`)."""
+    _with_guids(filesystem, versions, guids, into)
+    snapshot = VersionKind.SNAPSHOT
+    into.update(
+        f"{filesystem}@{v.name}"
+        for v in versions
+        if v.kind is snapshot and is_syncoid_snapshot(v.name)
+    )
 
 
 def _with_guids(

@@ -15,7 +15,9 @@ plan has actions for the pair), `in_sync`. docs/status-and-lock.md explains the 
 A target marked `retiring` has its own two, after `source_unreachable`: `retiring` while its
 holds or cursor bookmarks remain (or its host cannot be observed), then `retired`
 (`core/leftovers.py`). The report also lists the orphans: holds and cursor bookmarks of targets
-no manifest declares, with the commands that clean them up (`core/leftovers.find_orphans`).
+no manifest declares, with the commands that clean them up (`core/leftovers.find_orphans`),
+and what the tools run before the reconciler (zrepl, syncoid) left on the same filesystems
+(`core/foreign_leftovers.py`): told, never destroyed, and of no weight in any condition.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.core.desired import PolicyIntent, TargetIntent, source_filesystems
+from reconciler.core.foreign_leftovers import ForeignLeftover, find_foreign_leftovers
 from reconciler.core.incremental import find_common_base
 from reconciler.core.leftovers import (
     Orphan,
@@ -167,6 +170,7 @@ class StatusReport:
     policies: tuple[PolicyStatus, ...]
     hosts: tuple[HostStatus, ...]
     orphans: tuple[Orphan, ...] = ()  # told, but they do not change `ok`
+    foreign: tuple[ForeignLeftover, ...] = ()  # left by older tools: told only
 
     @property
     def replicas(self) -> tuple[ReplicaStatus, ...]:
@@ -228,7 +232,8 @@ def status_report(
     policies = tuple(_policy(intent, observed, index, now) for intent in intents)
     hosts = tuple(HostStatus(name, observed.hosts[name].error) for name in sorted(observed.hosts))
     orphans = find_orphans(intents, observed)
-    return StatusReport(now=now, policies=policies, hosts=hosts, orphans=orphans)
+    foreign = find_foreign_leftovers(intents, observed)
+    return StatusReport(now=now, policies=policies, hosts=hosts, orphans=orphans, foreign=foreign)
 
 
 def _policy(intent: PolicyIntent, observed: Observed, index: _PlanIndex, now: int) -> PolicyStatus:

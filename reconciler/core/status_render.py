@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from reconciler.core.foreign_leftovers import foreign_text, foreign_to_json
 from reconciler.core.leftovers import (
     RETIRED_MESSAGE,
     orphan_to_json,
@@ -100,6 +101,7 @@ def status_to_json(report: StatusReport) -> JsonObject:
         ],
         "policies": [_policy_json(p, report.now) for p in report.policies],
         "orphans": [orphan_to_json(o) for o in report.orphans],
+        "foreign_leftovers": [foreign_to_json(f) for f in report.foreign],
     }
 
 
@@ -209,6 +211,8 @@ def _summary_text(report: StatusReport) -> str:
         parts.append(f"unreachable: {', '.join(unreachable)}")
     if report.orphans:
         parts.append(f"{len(report.orphans)} orphaned (see warning)")
+    if report.foreign:
+        parts.append(f"{len(report.foreign)} left by older tools (see note)")
     verdict = "OK" if report.ok else "ATTENTION"
     return f"{verdict}: " + (", ".join(parts) if parts else "nothing to report")
 
@@ -219,6 +223,7 @@ def render_status_text(report: StatusReport) -> str:
     for policy in report.policies:
         lines += _policy_text(policy, report.now)
     lines += orphans_text(report.orphans)
+    lines += foreign_text(report.foreign)
     for host in report.hosts:
         state = "reachable" if host.reachable else f"unreachable ({host.error})"
         lines.append(f"host {host.name}: {state}")
