@@ -382,7 +382,7 @@ def test_only_the_policies_filesystems_and_their_targets_are_searched() -> None:
         ("backup", "vault/nas/tank/home", ForeignKind.SNAPSHOT, sync, True),
         ("nas", "tank/home", ForeignKind.SNAPSHOT, sync, True),
         ("nas", "tank/home", ForeignKind.HOLD, sync, False),
-    ][::1] or found
+    ]
     assert guid_of(sync) == observed.hosts["nas"].filesystems["tank/home"].snapshots[1].guid
 
 
@@ -392,3 +392,27 @@ def test_an_unreachable_host_is_not_searched() -> None:
     )
     found = find_foreign_leftovers(intents(parse_manifests([("m.yaml", MANIFESTS)])), observed)
     assert [(f.host, f.in_use) for f in found] == [("nas", False)]
+
+
+def test_what_a_policy_adopted_is_no_leftover() -> None:
+    """A cursor bookmark of ours on an adopted sanoid snapshot starts with `autosnap_` like the
+    bookmarks syncoid makes; it is the policy's own, not an old tool's. Without `adopt`, the
+    same bookmark is listed (what the check above would miss)."""
+    sanoid = "autosnap_2026-11-26_10:00:00_hourly"
+    observed = observed_from(
+        {
+            "nas": {"tank/home": f"{sanoid} #{sanoid}_offsite={sanoid} #{sanoid}"},
+            "backup": {"vault/nas/tank/home": sanoid},
+        }
+    )
+    adopting = MANIFESTS.replace(
+        "prefix: zr_", "prefix: zr_, adopt: [{prefix: autosnap_, format: sanoid}]"
+    )
+    assert adopting != MANIFESTS
+
+    def listed(text: str) -> list[str]:
+        found = find_foreign_leftovers(intents(parse_manifests([("m.yaml", text)])), observed)
+        return [f.name for f in found]
+
+    assert listed(adopting) == [sanoid]  # syncoid's bookmark of the same name stays listed
+    assert sorted(listed(MANIFESTS)) == [sanoid, f"{sanoid}_offsite"]

@@ -169,8 +169,8 @@ def find_foreign_leftovers(
     `intents` and on the filesystems their targets receive into; each filesystem once, sorted
     by tool, host, filesystem, holds then bookmarks then snapshots, name."""
     found: dict[tuple[str, str, str, str, str | None], ForeignLeftover] = {}
-    for host, state, zfs_command, bases in _searched(intents, observed):
-        for leftover in _on_filesystem(host, state, zfs_command, bases):
+    for intent, host, state, zfs_command, bases in _searched(intents, observed):
+        for leftover in _on_filesystem(intent, host, state, zfs_command, bases):
             key = (leftover.host, leftover.kind, leftover.filesystem, leftover.name, leftover.tag)
             earlier = found.get(key)
             if earlier is None or (leftover.in_use and not earlier.in_use):
@@ -180,8 +180,8 @@ def find_foreign_leftovers(
 
 def _searched(
     intents: Sequence[PolicyIntent], observed: Observed
-) -> Iterator[tuple[str, FilesystemState, tuple[str, ...], frozenset[int]]]:
-    """(host, filesystem, the host's zfsCommand, GUIDs of the pairs' newest common bases on
+) -> Iterator[tuple[PolicyIntent, str, FilesystemState, tuple[str, ...], frozenset[int]]]:
+    """(policy, host, filesystem, the host's zfsCommand, GUIDs of the pairs' newest common bases on
     that side) for every filesystem searched; a filesystem of several pairs comes once per
     pair."""
     for intent in intents:
@@ -199,21 +199,30 @@ def _searched(
                 base = find_common_base(source.versions, state.versions)
                 guids = frozenset() if base is None else frozenset({base.target.guid})
                 source_bases |= guids
-                yield target.host, state, target.zfs_command, guids
-            yield intent.source_host, source, intent.source_zfs_command, frozenset(source_bases)
+                yield intent, target.host, state, target.zfs_command, guids
+            bases = frozenset(source_bases)
+            yield intent, intent.source_host, source, intent.source_zfs_command, bases
 
 
 def _on_filesystem(
-    host: str, state: FilesystemState, zfs_command: tuple[str, ...], bases: frozenset[int]
+    intent: PolicyIntent,
+    host: str,
+    state: FilesystemState,
+    zfs_command: tuple[str, ...],
+    bases: frozenset[int],
 ) -> Iterator[ForeignLeftover]:
+    """The leftovers on one filesystem; what the policy owns is never one (a snapshot it
+    adopted, a cursor bookmark of its own on an adopted `autosnap_` snapshot)."""
     snapshot_guids = {v.guid for v in state.snapshots}
     for version in state.versions:
         if version.is_snapshot:
             yield from _holds(host, state.name, version, zfs_command)
-            recognised = recognise_snapshot(version.name)
+            owned = intent.snapshot_time(version.name) is not None
+            recognised = None if owned else recognise_snapshot(version.name)
             kind, in_use = ForeignKind.SNAPSHOT, version.guid in bases
         else:
-            recognised = recognise_bookmark(version.name)
+            owned = intent.parse_any_cursor(version.name) is not None
+            recognised = None if owned else recognise_bookmark(version.name)
             in_use = version.guid in bases and version.guid not in snapshot_guids
             kind = ForeignKind.BOOKMARK
         if recognised is not None:
