@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-LAYERS = ["collector", "manifest", "core", "zfs", "apply", "loop", "cli"]
+LAYERS = ["collector", "manifest", "core", "migrate", "zfs", "apply", "loop", "cli"]
 MODEL = "reconciler.zfs.model"
 MANIFEST_READER = ("reconciler.manifest.loader", "reconciler.manifest.yamldoc")
 IMPURE_MODULES = {

@@ -1,0 +1,1 @@
+"""Converters from other tools' configurations (reconcile import)."""
