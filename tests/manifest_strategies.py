@@ -182,6 +182,10 @@ POLICY_HOME: dict[str, Any] = {  # every Policy field
                 {"grid": "1x1h(keep=all) | 24x1h | 14x1d"},
                 {"lastN": 3},
                 {"regex": "T000000Z$"},
+                {"grid": "1x1h(keep=all) | 7x1d", "match": "T0[06]0000Z$"},
+                {"lastN": 2, "match": "T000000Z$"},
+                {"regex": "T..0000Z$", "negate": True},
+                {"regex": "T120000Z$", "negate": False},
             ]
         },
         "replication": [
@@ -419,6 +423,7 @@ _FIELD_VALUES: dict[str, list[Any]] = {
     "grid": GRIDS,
     "cron": CRONS,
     "regex": REGEXES,
+    "match": [*REGEXES, None],
     "port": PORTS,
     "lastN": LAST_NS,
     "host": ["nas", "backup", "b", "", "backup.example.org", "::1", "nas\n"],
@@ -443,12 +448,24 @@ RULES: list[Any] = [
     {},
     {"keep": 1},
     {"lastN": 3, "foo": 1},
+    {"grid": "24x1h", "match": "^zr_"},
+    {"lastN": 3, "match": "T000000Z$"},
+    {"lastN": 3, "match": None},
+    {"regex": "x$", "negate": True},
+    {"regex": "x$", "negate": "true"},
+    {"regex": "x$", "match": "y"},
+    {"grid": "24x1h", "negate": True},
+    {"lastN": 3, "negate": False},
+    {"match": "x"},
+    {"negate": True},
     "lastN: 3",
     3,
     None,
     [{"lastN": 3}],
 ]
-_FLAGS = {"raw", "compressed", "largeBlocks", "embeddedData", "allowRollback", "allowFullResync"}
+_FLAGS = {
+    "raw", "compressed", "largeBlocks", "embeddedData", "allowRollback", "allowFullResync", "negate"
+}  # fmt: skip
 
 
 def json_values(max_leaves: int = 6) -> st.SearchStrategy[Any]:

@@ -98,7 +98,7 @@ def test_every_error_of_a_multi_document_file_is_reported_together() -> None:
         " '2x1d | 1x1h': interval 2 (1x1h) is shorter than interval 1 (2x1d): interval lengths"
         " must not decrease after an interval that is not keep=all",
         "tests/manifests/errors.yaml:27:20: spec.retention.keep[2].foo: unknown field"
-        " (allowed: lastN)",
+        " (allowed: lastN, match)",
         "tests/manifests/errors.yaml:28:16: spec.retention.keep[3].regex: invalid regular"
         " expression '(unclosed': missing ): (unclosed",
         "tests/manifests/errors.yaml:30:7: spec.replication[0].host: required field is missing",

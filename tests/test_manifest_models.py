@@ -192,6 +192,94 @@ def test_retention_rule_errors(rule: dict[str, Any], expected: list[Any]) -> Non
     assert errors(RetentionSpec, {"keep": [rule]}) == expected
 
 
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            {"regex": "x", "match": "y"},
+            [
+                (
+                    ("keep", 0),
+                    "match filters grid and lastN rules only; a regex rule is its own filter"
+                    " (write one regex that selects what to keep)",
+                )
+            ],
+        ),
+        (
+            {"grid": "24x1h", "negate": True},
+            [
+                (
+                    ("keep", 0),
+                    "negate applies to regex rules only, not to a grid rule"
+                    " (use match to choose which snapshots it sees)",
+                )
+            ],
+        ),
+        (
+            {"lastN": 3, "negate": False},
+            [
+                (
+                    ("keep", 0),
+                    "negate applies to regex rules only, not to a lastN rule"
+                    " (use match to choose which snapshots it sees)",
+                )
+            ],
+        ),
+        (
+            {"regex": "x", "negate": "yes"},
+            [(("keep", 0, "RegexRule", "negate"), "Input should be a valid boolean")],
+        ),
+        (
+            {"lastN": 3, "match": "[a-"},
+            [
+                (
+                    ("keep", 0, "LastNRule", "match"),
+                    "invalid regular expression '[a-': missing ]: [a-",
+                )
+            ],
+        ),
+        (
+            {"grid": "24x1h", "match": 3},
+            [(("keep", 0, "GridRule", "match"), "Input should be a valid string")],
+        ),
+    ],
+)
+def test_match_and_negate_errors(rule: dict[str, Any], expected: list[Any]) -> None:
+    assert errors(RetentionSpec, {"keep": [rule]}) == expected
+
+
+def test_match_and_negate_are_read_and_left_out_of_dumps_at_their_defaults() -> None:
+    keep = RetentionSpec.model_validate(
+        {
+            "keep": [
+                {"grid": "24x1h", "match": "^zrepl_"},
+                {"lastN": 3, "match": "^zrepl_"},
+                {"regex": "^manual_", "negate": True},
+                {"lastN": 2},
+                {"regex": "x", "negate": False},
+            ]
+        }
+    ).keep
+    assert isinstance(keep[0], GridRule) and keep[0].match == "^zrepl_"
+    assert isinstance(keep[1], LastNRule) and keep[1].match == "^zrepl_"
+    assert isinstance(keep[2], RegexRule) and keep[2].negate is True
+    dumped = [rule.model_dump(mode="json", by_alias=True) for rule in keep]
+    assert dumped == [
+        {"grid": "24x1h", "match": "^zrepl_"},
+        {"lastN": 3, "match": "^zrepl_"},
+        {"regex": "^manual_", "negate": True},
+        {"lastN": 2},
+        {"regex": "x"},
+    ]
+
+
+def test_retention_takes_at_most_255_rules() -> None:
+    assert len(RetentionSpec.model_validate({"keep": [{"lastN": 1}] * 255}).keep) == 255
+    assert errors(RetentionSpec, {"keep": [{"lastN": 1}] * 256}) == [
+        (("keep",), "List should have at most 255 items after validation, not 256")
+    ]
+
+
 def test_retention_needs_a_rule() -> None:
     assert errors(RetentionSpec, {"keep": []}) == [
         (("keep",), "List should have at least 1 item after validation, not 0")

@@ -30,6 +30,7 @@ from reconciler.core.retention import (
     evaluate,
 )
 from reconciler.manifest.grid import Grid, parse_grid
+from reconciler.manifest.regex import compile_regex
 
 BASE = calendar.timegm((2026, 11, 26, 0, 0, 0, 0, 0, 0))
 CODES = {
@@ -51,17 +52,29 @@ def snaps(minutes: str) -> list[tuple[str, int]]:
 
 
 def rules(*specs: str) -> list[Rule]:
-    """'grid:1x1h | 2x1h', 'last:3', 'regex:T000000Z$'."""
+    """'grid:1x1h | 2x1h', 'last:3', 'regex:T000000Z$', 'notregex:^a' (negate); a grid or
+    last spec may end in '@REGEX', its `match` ('last:2@^a')."""
     parsed: list[Rule] = []
     for spec in specs:
         kind, _, value = spec.partition(":")
+        value, at, pattern = value.partition("@")
+        match = compile_regex(pattern) if at else None
         if kind == "grid":
-            parsed.append(GridRule(parse_grid(value)))
+            parsed.append(GridRule(parse_grid(value), match))
         elif kind == "last":
-            parsed.append(LastNRule(int(value)))
+            parsed.append(LastNRule(int(value), match))
         else:
-            parsed.append(RegexRule(re.compile(value)))
+            parsed.append(RegexRule(re.compile(value), negate=kind == "notregex"))
     return parsed
+
+
+def named(items: str) -> list[tuple[str, int]]:
+    """'a:0 man:10': snapshots named `<word>_<minutes>` at those minutes (for `match`)."""
+    result = []
+    for item in items.split():
+        word, _, minutes = item.partition(":")
+        result.append((f"{word}_{int(minutes):05d}", BASE + int(minutes) * 60))
+    return result
 
 
 def outcome(result: RetentionResult, snapshots: Sequence[tuple[str, int]]) -> str:
@@ -113,6 +126,36 @@ def outcome(result: RetentionResult, snapshots: Sequence[tuple[str, int]]) -> st
 )
 def test_table(specs: list[str], minutes: str, expected: str) -> None:
     snapshots = snaps(minutes)
+    assert outcome(evaluate(rules(*specs), snapshots), snapshots) == expected
+
+
+@pytest.mark.parametrize(
+    ("specs", "items", "expected"),
+    [
+        # a grid with match sees only what matches: "now" is the youngest `zr` snapshot (50),
+        # not `man_00200`; what it does not see gets no grid reason
+        (["grid:1x1h(keep=all)@^zr"], "zr:0 man:30 zr:50 man:200", "0N0N"),
+        (["grid:1x1h@^zr"], "zr:0 zr:30 zr:100 man:110", "EE0N"),
+        # lastN with match counts only what matches
+        (["last:2@^zr"], "zr:0 zr:10 man:20 zr:30 man:40", "N0N0N"),
+        # more than match: keeps every matching one, never the others (zrepl issue 691)
+        (["last:5@^zr"], "zr:0 man:10", "0N"),
+        # negate keeps what does not match
+        (["notregex:^man"], "zr:0 man:10 zr:20", "0N0"),
+        (["notregex:^man", "regex:^man"], "zr:0 man:10", "01"),
+        # each grid decides the reasons of what it sees, with its own "now"
+        (["grid:1x1h@^a", "grid:1x1h@^b"], "a:0 b:5 a:100 b:120 c:130", "EE01N"),
+        # a grid with match first, then one without: the second decides for the rest
+        (["grid:1x1h@^a", "grid:1x1h"], "b:0 a:10 b:100", "E01"),
+        # a match that sees nothing keeps nothing and decides nothing
+        (["grid:1x1h@^x", "last:1"], "a:0 a:10", "N1"),
+        (["last:3@^x"], "a:0 a:10", "NN"),
+        # match is a search, as regex is: anywhere in the name
+        (["last:1@1"], "a:10 b:15 a:20", "N0N"),
+    ],
+)
+def test_match_and_negate(specs: list[str], items: str, expected: str) -> None:
+    snapshots = named(items)
     assert outcome(evaluate(rules(*specs), snapshots), snapshots) == expected
 
 
@@ -224,3 +267,30 @@ def test_benchmark_scale() -> None:
         evaluate(rule_list, fleet[index % len(fleet)])
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0  # ~0.2 s measured; generous for slow CI machines
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 6 * 60)), max_size=30),
+    st.lists(INTERVAL, min_size=1, max_size=3).map(_grid_text),
+    st.integers(1, 6),
+)
+def test_match_is_the_rule_over_the_matching_snapshots(
+    items: list[tuple[str, int]], grid_text: str, count: int
+) -> None:
+    """A rule with match keeps, of the matching snapshots, what the rule without match keeps
+    when only those exist; a regex and its negation split every list in two."""
+    snapshots = sorted({(f"{w}_{m:05d}", BASE + m * 60) for w, m in items}, key=lambda s: s[::-1])
+    only_a = [s for s in snapshots if s[0].startswith("a")]
+    a_name = compile_regex("^a")
+    grid = parse_grid(grid_text)
+    pairs: list[tuple[Rule, Rule]] = [
+        (GridRule(grid, a_name), GridRule(grid)),
+        (LastNRule(count, a_name), LastNRule(count)),
+    ]
+    for filtered, plain in pairs:
+        assert set(evaluate([filtered], snapshots).kept) == set(evaluate([plain], only_a).kept)
+    kept = set(evaluate([RegexRule(a_name)], snapshots).kept)
+    not_kept = set(evaluate([RegexRule(a_name, negate=True)], snapshots).kept)
+    assert kept == {n for n, _ in only_a}
+    assert not_kept == {n for n, _ in snapshots} - kept

@@ -222,11 +222,13 @@ def retention_rules(retention: Any) -> tuple[Rule, ...]:
 
 
 def _rule(item: Any) -> Rule:
+    match = getattr(item, "match", None)
+    seen = None if match is None else compile_regex(match)
     if getattr(item, "grid", None) is not None:
-        return GridRule(grid=item.grid)
+        return GridRule(grid=item.grid, match=seen)
     if getattr(item, "last_n", None) is not None:
-        return LastNRule(count=item.last_n)
-    return RegexRule(pattern=compile_regex(item.regex))
+        return LastNRule(count=item.last_n, match=seen)
+    return RegexRule(pattern=compile_regex(item.regex), negate=bool(getattr(item, "negate", False)))
 
 
 def source_filesystems(intent: PolicyIntent, names: Sequence[str]) -> list[str]:

@@ -11,10 +11,12 @@ machine reason. Pure and allocation-light: it runs for every filesystem on every
   previous one. A bucket keeps its `keep` OLDEST snapshots (keep=all: every one); among equal
   times, earlier in the input counts as older. Snapshots at or before now - span are outside.
 - lastN keeps the N youngest (the last N of the input). regex keeps names it
-  finds a match in (RE2, `manifest/regex.py`).
-- Destroy reason: with a grid rule, the first grid rule decides: RETENTION_GRID_EXPIRED when
-  the snapshot is outside that grid (time <= now - span), else RETENTION_GRID_BUCKET_FULL;
-  without a grid rule, RETENTION_NOT_KEPT.
+  finds a match in (RE2, `manifest/regex.py`); with `negate`, names it finds none in.
+- `match` (grid and lastN, zrepl's rule `regex`): the rule sees only the snapshots whose name
+  it finds a match in, as if the others did not exist; a grid's "now" is the youngest of those.
+- Destroy reason: the first grid rule that sees the snapshot decides: RETENTION_GRID_EXPIRED
+  when the snapshot is outside that grid (time <= its now - span), else
+  RETENTION_GRID_BUCKET_FULL; when no grid rule sees it, RETENTION_NOT_KEPT.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import itemgetter
+from operator import itemgetter, not_
 
 from reconciler.core.plan import Reason
 from reconciler.manifest.grid import Grid
+from reconciler.manifest.models import MAX_RETENTION_RULES
 from reconciler.manifest.regex import Regex
 
 KEPT_WITHOUT_RULES = -1  # the rule index of every snapshot when there are no rules
-MAX_RULES = 255  # rule marks are stored in a bytearray, one byte per snapshot
+MAX_RULES = MAX_RETENTION_RULES  # rule marks are stored in a bytearray, one byte per snapshot
 
 _name = itemgetter(0)
 _time = itemgetter(1)
@@ -41,16 +44,19 @@ _NOT_KEPT = bytes([1, *[0] * 255])  # mark 0 (not kept) -> 1, any rule -> 0
 @dataclass(frozen=True, slots=True)
 class GridRule:
     grid: Grid
+    match: Regex | None = None  # sees only the names this finds a match in; None: all
 
 
 @dataclass(frozen=True, slots=True)
 class LastNRule:
     count: int
+    match: Regex | None = None  # counts only the names this finds a match in; None: all
 
 
 @dataclass(frozen=True, slots=True)
 class RegexRule:
     pattern: Regex
+    negate: bool = False  # keep the names the pattern finds no match in
 
 
 Rule = GridRule | LastNRule | RegexRule
@@ -92,15 +98,35 @@ def _mark(
     rule: Rule, snapshots: Sequence[tuple[str, int]], times: list[int], owner: bytearray, mark: int
 ) -> None:
     """Write `mark` into `owner` for every snapshot that `rule` keeps."""
-    if isinstance(rule, GridRule):
-        _mark_grid(rule.grid, times, owner, mark)
-    elif isinstance(rule, LastNRule):
-        low = max(0, len(times) - rule.count)
-        owner[low:] = bytes((mark,)) * (len(times) - low)
-    else:
+    if isinstance(rule, RegexRule):
         matches = map(rule.pattern.search, map(_name, snapshots))
+        if rule.negate:
+            matches = map(not_, matches)
         for index in compress(range(len(times)), matches):
             owner[index] = mark
+    elif rule.match is None:
+        _mark_seen(rule, times, owner, mark)
+    else:
+        seen = _seen(rule.match, snapshots)
+        if seen:
+            kept = bytearray(len(seen))
+            _mark_seen(rule, [times[index] for index in seen], kept, mark)
+            for index in compress(seen, kept):
+                owner[index] = mark
+
+
+def _mark_seen(rule: GridRule | LastNRule, times: list[int], owner: bytearray, mark: int) -> None:
+    """Mark what a grid or lastN rule keeps among the snapshots it sees (`times`, not empty)."""
+    if isinstance(rule, GridRule):
+        _mark_grid(rule.grid, times, owner, mark)
+    else:
+        low = max(0, len(times) - rule.count)
+        owner[low:] = bytes((mark,)) * (len(times) - low)
+
+
+def _seen(match: Regex, snapshots: Sequence[tuple[str, int]]) -> list[int]:
+    """Indexes (ascending) of the snapshots whose name `match` finds a match in."""
+    return list(compress(range(len(snapshots)), map(match.search, map(_name, snapshots))))
 
 
 def _mark_grid(grid: Grid, times: list[int], owner: bytearray, mark: int) -> None:
@@ -139,16 +165,39 @@ def _destroyed(
     rules: Sequence[Rule], snapshots: Sequence[tuple[str, int]], times: list[int], gone: bytearray
 ) -> tuple[tuple[str, Reason], ...]:
     """(name, reason) of every snapshot that no rule keeps (`gone` is 1 for those)."""
-    names = map(_name, compress(snapshots, gone))
-    grid = next((rule.grid for rule in rules if isinstance(rule, GridRule)), None)
-    if grid is None:
-        return tuple(zip(names, repeat(Reason.RETENTION_NOT_KEPT)))
-    outside = bisect_right(times, times[-1] - grid.span)  # [0, outside) are older than the grid
-    reasons = chain(
-        repeat(Reason.RETENTION_GRID_EXPIRED, gone.count(1, 0, outside)),
-        repeat(Reason.RETENTION_GRID_BUCKET_FULL),
+    grids = [rule for rule in rules if isinstance(rule, GridRule)]
+    if grids and grids[0].match is None:  # the first grid sees every snapshot: one boundary
+        names = map(_name, compress(snapshots, gone))
+        outside = bisect_right(times, times[-1] - grids[0].grid.span)  # older than the grid
+        reasons = chain(
+            repeat(Reason.RETENTION_GRID_EXPIRED, gone.count(1, 0, outside)),
+            repeat(Reason.RETENTION_GRID_BUCKET_FULL),
+        )
+        return tuple(zip(names, reasons, strict=False))  # `reasons` never ends
+    if not grids:
+        return tuple(zip(map(_name, compress(snapshots, gone)), repeat(Reason.RETENTION_NOT_KEPT)))
+    reason = [Reason.RETENTION_NOT_KEPT] * len(times)
+    decided = bytearray(len(times))  # 1 once the first grid that sees a snapshot decided
+    for grid in grids:
+        seen: Sequence[int] = (
+            range(len(times)) if grid.match is None else _seen(grid.match, snapshots)
+        )
+        if not seen:
+            continue
+        oldest_inside = times[seen[-1]] - grid.grid.span  # times at or before it: outside
+        for index in seen:
+            if gone[index] and not decided[index]:
+                decided[index] = 1
+                reason[index] = (
+                    Reason.RETENTION_GRID_EXPIRED
+                    if times[index] <= oldest_inside
+                    else Reason.RETENTION_GRID_BUCKET_FULL
+                )
+        if grid.match is None:
+            break  # it sees every snapshot: later grids decide nothing
+    return tuple(
+        (snapshots[index][0], reason[index]) for index in compress(range(len(times)), gone)
     )
-    return tuple(zip(names, reasons, strict=False))  # `reasons` never ends
 
 
 @dataclass(frozen=True, slots=True)
