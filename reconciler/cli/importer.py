@@ -1,7 +1,8 @@
 """`reconcile import zrepl|sanoid`: convert another tool's configuration to manifests.
 
     reconcile import zrepl PATH [--out DIR]
-    reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--out DIR]
+    reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--prefix P]
+                                 [--out DIR]
 
 Reads PATH as manifests are read (a regular UTF-8 file of at most 4 MiB), converts it with
 `reconciler.migrate` (pure), checks the result with the manifest loader, prints each finding on
@@ -45,9 +46,15 @@ def import_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.Argum
     )
     sanoid.add_argument(
         "--timezone",
-        default="UTC",
+        default=None,
         metavar="ZONE",
         help="the time zone sanoid wrote its snapshot names in (the host's; default UTC)",
+    )
+    sanoid.add_argument(
+        "--prefix",
+        default="zr_",
+        metavar="PREFIX",
+        help="the prefix of the policies' own new snapshots (default zr_)",
     )
     for sub in (zrepl, sanoid):
         sub.add_argument(
@@ -94,7 +101,9 @@ def _convert(options: argparse.Namespace, path: str, text: str) -> Conversion:
         return zrepl.convert(path, text)
     from reconciler.migrate import sanoid
 
-    return sanoid.convert(path, text, tuple(options.syncoid), timezone=options.timezone)
+    return sanoid.convert(
+        path, text, tuple(options.syncoid), timezone=options.timezone, prefix=options.prefix
+    )
 
 
 def _write(directory: Path, conversion: Conversion, origin: str, console: Console) -> bool:
