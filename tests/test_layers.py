@@ -1,5 +1,6 @@
 """The architecture's import rules, checked on the source: cli → loop → apply → zfs → core →
-manifest → collector (a module imports only its own layer or lower ones); the pure core does no
+migrate → manifest → collector (a module imports only its own layer or lower ones; `migrate`,
+the pure converters of `reconcile import`, needs only the manifest layer); the pure core does no
 I/O, reads no clock and does no logging, and reads validated manifests, never the reader;
 `reconciler.collector` imports only the standard library; and the in-memory ZFS model
 (`reconciler.zfs.model`) is imported by tests only, never by another product module."""
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-LAYERS = ["collector", "manifest", "core", "zfs", "apply", "loop", "cli"]
+LAYERS = ["collector", "manifest", "migrate", "core", "zfs", "apply", "loop", "cli"]
 MODEL = "reconciler.zfs.model"
 MANIFEST_READER = ("reconciler.manifest.loader", "reconciler.manifest.yamldoc")
 IMPURE_MODULES = {

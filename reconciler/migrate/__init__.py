@@ -2,6 +2,8 @@
 
 `report.py` holds what every converter returns (`Conversion`: the manifest documents and the
 `Finding`s about what was not converted or converted with a difference) and how the CLI writes
-them; `zrepl.py` reads a zrepl.yml, `sanoid.py` a sanoid.conf with `syncoid.py` for syncoid
-command lines. The converters are pure functions of the input text: the CLI reads the file.
+them; `zrepl.py` reads one zrepl.yml per machine (its parts in `zrepl_*.py`: reading, jobs,
+snapshotting, hooks, transfer options, transports, keep rules, and the final check), `sanoid.py`
+a sanoid.conf with `syncoid.py` for syncoid command lines. The converters are pure functions of
+the input text: the CLI reads the files.
 """
