@@ -20,8 +20,8 @@ from reconciler.manifest.loader import load_manifests
 from tests.notation import observed_from
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name != "import")
-# tests/golden/import/ holds the goldens of `reconcile import` (tests/sanoid_import_cases.py).
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "observed.yaml").is_file())
+"""Plan cases only: tests/golden/import/ holds the goldens of `reconcile import`."""
 
 
 def _now(text: object) -> int:

@@ -1,16 +1,17 @@
 """`reconcile import zrepl|sanoid`: convert another tool's configuration to manifests.
 
-    reconcile import zrepl PATH [--out DIR]
+    reconcile import zrepl PATH... [--timezone ZONE] [--out DIR]
     reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--prefix P]
                                  [--out DIR]
 
-Reads PATH as manifests are read (a regular UTF-8 file of at most 4 MiB), converts it with
+Reads each PATH as manifests are read (a regular UTF-8 file of at most 4 MiB; zrepl takes
+several, one per machine, e.g. the production machine's and the backup machine's), converts with
 `reconciler.migrate` (pure), checks the result with the manifest loader, prints each finding on
 stderr (`FILE:LINE:COLUMN: path: not converted: why`, `...: note: ...`) and writes the
 manifests: to stdout, or with `--out DIR` one file per document (`host-NAME.yaml`,
 `policy-NAME.yaml`) in DIR, never over an existing file. Exit 0: everything that decides what
 is kept or destroyed was converted; 1: something of it was not (the manifests are still
-written), or the input could not be read; 2: usage (docs/migrating.md).
+written), or the input could not be read; 2: usage (docs/migrating.md, docs/migrating-zrepl.md).
 """
 
 from __future__ import annotations
@@ -33,8 +34,20 @@ def import_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.Argum
         description="Convert a zrepl or sanoid/syncoid configuration to manifests.",
     )
     tools = parser.add_subparsers(dest="tool", required=True, metavar="{zrepl,sanoid}")
-    zrepl = tools.add_parser("zrepl", help="convert a zrepl.yml")
-    zrepl.add_argument("path", metavar="PATH", help="the zrepl configuration (zrepl.yml)")
+    zrepl = tools.add_parser("zrepl", help="convert zrepl.yml files (one per machine)")
+    zrepl.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="+",
+        help="a zrepl configuration (zrepl.yml); give each machine's to pair push with sink "
+        "and pull with source",
+    )
+    zrepl.add_argument(
+        "--timezone",
+        default=None,
+        metavar="ZONE",
+        help="the zone of `timestamp_location: Local` (the zrepl machine's; default: unknown)",
+    )
     sanoid = tools.add_parser("sanoid", help="convert a sanoid.conf")
     sanoid.add_argument("path", metavar="PATH", help="the sanoid configuration (sanoid.conf)")
     sanoid.add_argument(
@@ -67,13 +80,17 @@ def import_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.Argum
 
 
 def run_import(options: argparse.Namespace, console: Console) -> int:
-    path = str(options.path)
-    text, error = read_text(Path(path))
-    if error is not None or text is None:
-        console.stderr.write(f"{error}\n")
-        return EXIT_ERROR
+    paths = [str(path) for path in options.path] if options.tool == "zrepl" else [options.path]
+    sources: list[tuple[str, str]] = []
+    for path in paths:
+        text, error = read_text(Path(path))
+        if error is not None or text is None:
+            console.stderr.write(f"{error}\n")
+            return EXIT_ERROR
+        sources.append((path, text))
+    path = ", ".join(paths)
     try:
-        conversion = _convert(options, path, text)
+        conversion = _convert(options, sources)
     except ImportInputError as problem:
         console.stderr.write(f"{problem}\n")
         return EXIT_ERROR
@@ -94,13 +111,14 @@ def run_import(options: argparse.Namespace, console: Console) -> int:
     return EXIT_ERROR if conversion.incomplete else EXIT_OK
 
 
-def _convert(options: argparse.Namespace, path: str, text: str) -> Conversion:
+def _convert(options: argparse.Namespace, sources: list[tuple[str, str]]) -> Conversion:
     if options.tool == "zrepl":
         from reconciler.migrate import zrepl
 
-        return zrepl.convert(path, text)
+        return zrepl.convert(sources, timezone=options.timezone)
     from reconciler.migrate import sanoid
 
+    path, text = sources[0]
     return sanoid.convert(
         path, text, tuple(options.syncoid), timezone=options.timezone, prefix=options.prefix
     )
