@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.manifest.adoption_check import adoption_clashes
 from reconciler.manifest.filters import (
     FilesystemFilter,
     below,
@@ -96,7 +97,10 @@ def validate_manifests(
         problems += _target_name_problems(policy)
     checked = [policy for policy in policies if policy.metadata.name in filters]
     problems += _prefix_overlaps(checked, filters)
-    problems += _adoption_overlaps(checked, filters)
+    problems += (
+        Problem("Policy", name, path, message)
+        for name, path, message in adoption_clashes(checked, filters)
+    )
     targets = [
         _Target(policy, index, spec, filters[policy.metadata.name])
         for policy in checked
@@ -198,54 +202,6 @@ def _prefix_overlaps(
             "use different prefixes or disjoint filesystems"
         )
         yield Problem("Policy", name, ("spec", "source", "filesystems"), message)
-
-
-def _adoption_overlaps(
-    policies: Sequence[Policy], filters: dict[str, FilesystemFilter]
-) -> Iterator[Problem]:
-    """A policy may not adopt names that another policy on the same filesystems owns.
-
-    Adopted schemes differ in form, so their names are compared by prefix alone, cautiously:
-    an adopted prefix clashes with another policy's own or adopted prefix when either starts
-    with the other. Each adopt entry is reported once, with the first policy it clashes with.
-    """
-    by_host: dict[str, list[Policy]] = {}
-    for policy in policies:
-        by_host.setdefault(policy.spec.source.host, []).append(policy)
-    for members in by_host.values():
-        if not any(p.spec.snapshots.adopt for p in members):
-            continue
-        for later in members:
-            for index, entry in enumerate(later.spec.snapshots.adopt):
-                clash = _adoption_clash(entry.prefix, later, members, filters)
-                if clash is not None:
-                    other, witness, owned = clash
-                    message = (
-                        f"policy {other!r} owns snapshots named {owned!r}... of "
-                        f"{later.spec.source.host}:{witness}, which adopting {entry.prefix!r} "
-                        f"may also match: adopt names no other policy owns, or select "
-                        f"disjoint filesystems"
-                    )
-                    path = ("spec", "snapshots", "adopt", index, "prefix")
-                    yield Problem("Policy", later.metadata.name, path, message)
-
-
-def _adoption_clash(
-    prefix: str, policy: Policy, members: Sequence[Policy], filters: dict[str, FilesystemFilter]
-) -> tuple[str, str, str] | None:
-    """(other policy, a filesystem both select, its prefix) of the first clash, or None."""
-    for other in members:
-        if other is policy:
-            continue
-        owned = [other.spec.snapshots.prefix, *(e.prefix for e in other.spec.snapshots.adopt)]
-        for theirs in owned:
-            if not (prefix.startswith(theirs) or theirs.startswith(prefix)):
-                continue
-            mine, others = filters[policy.metadata.name], filters[other.metadata.name]
-            witness = filters_may_overlap(others, mine)
-            if witness is not None:
-                return other.metadata.name, witness, theirs
-    return None
 
 
 def _first_partners(
