@@ -13,9 +13,11 @@ hold) and the administrator's snapshot are untouched.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from platform_tests.scenario import Scenario
+from reconciler.cli import Console, main
 
 JOB = "push_to_backup"
 ZREPL = [  # four hours of zrepl's hourly snapshots, the day before the scenario's START
@@ -123,5 +125,97 @@ def test_an_adopting_policy_continues_zrepls_replication_incrementally_and_resen
     assert s.holds(f"{target}@{ZREPL[-1]}")[f"{target}@{ZREPL[-1]}"] >= {
         f"zrepl_last_received_J_{JOB}"
     }
+    steady = s.dry_run()
+    assert (steady.code, steady.kinds(), steady.conflicts()) == (0, [], []), steady.stdout
+
+
+ZREPL_YML = """\
+# zrepl's local replication: a push job and a sink on one machine (the `local` transport)
+jobs:
+  - type: sink
+    name: backup_sink
+    root_fs: "{dst}/zrepl"
+    serve:
+      type: local
+      listener_name: backups
+  - type: push
+    name: push_to_backup
+    connect:
+      type: local
+      listener_name: backups
+      client_identity: nas
+    filesystems:
+      "{src}/data<": true
+    snapshotting:
+      type: periodic
+      prefix: zrepl_
+      interval: 1h
+    pruning:
+      keep_sender:
+        - type: not_replicated
+        - type: last_n
+          count: 3
+          regex: "^zrepl_"
+      keep_receiver:
+        - type: grid
+          grid: 1x1h(keep=all) | 24x1h | 7x1d
+          regex: "^zrepl_"
+"""
+
+
+def test_reconcile_import_zrepl_continues_zrepls_replication_and_resends_nothing(
+    s: Scenario,
+) -> None:
+    data = f"{s.src}/data"
+    target = f"{s.dst}/zrepl/nas/{data}"  # zrepl's sink: root_fs/<client identity>/<path>
+    s.create(data, nbytes=1 << 20)
+    s.history(data, ZREPL, nbytes=512 << 10)
+    s.sh(f"zfs create -p {s.dst}/zrepl/nas/{s.src}")
+    first, *_, last = ZREPL
+    s.sh(
+        f"zfs send {data}@{first} | zfs receive -u {target} && "
+        f"zfs send -I @{first} {data}@{last} | zfs receive -u {target}"
+    )
+    guid = int(s.get(f"{data}@{last}", "guid"))
+    cursor = f"zrepl_CURSOR_G_{guid:016x}_J_push_to_backup"
+    s.sh(
+        f"zfs bookmark {data}@{last} {data}#{cursor} && "
+        f"zfs hold zrepl_last_received_J_push_to_backup {target}@{last}"
+    )
+    received = {v.name: (v.guid, v.createtxg) for v in s.versions("dst", target)}
+    config = s.directory / "zrepl.yml"
+    config.write_text(ZREPL_YML.format(src=s.src, dst=s.dst))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["import", "zrepl", str(config), "--out", str(s.directory / "manifests")],
+        Console(out, err),
+    )
+    assert code == 0, err.getvalue()
+    s.write(data, 64 << 10)
+    s.at(0)
+
+    preview = s.dry_run()
+    assert preview.code == 2, preview.stdout + preview.stderr
+    sends = preview.of_kind("send")
+    assert [(a["from_version"], a["to_snapshot"], a["target_filesystem"]) for a in sends] == [
+        (f"@{last}", "@zrepl_20261126T000000Z", target)
+    ]
+    destroys = {(a["host"], v) for a in preview.of_kind("destroy") for v in a["versions"]}
+    # zrepl's last_n 3 on the sender; the receiver's grid keeps one per hour
+    assert destroys == {("nas", f"@{ZREPL[0]}"), ("nas", f"@{ZREPL[1]}")}
+
+    applied = s.reconcile()
+    assert applied.code == 0, applied.stdout + applied.stderr
+    [sent] = [r["bytes"] for r in applied.results().values() if r.get("bytes") is not None]
+    assert sent < 1 << 20, sent  # the new 64 KiB, not the 3 MiB of history
+    now_received = {v.name: (v.guid, v.createtxg) for v in s.versions("dst", target)}
+    assert {name: now_received.get(name) for name in received} == received  # not resent
+    assert s.snapshots("src", data) == [*ZREPL[2:], "zrepl_20261126T000000Z"]
+    assert s.same_data(f"{data}@zrepl_20261126T000000Z")
+
+    status = s.reconcile("status")
+    leftovers = {(f["kind"], f["name"], f.get("tag")) for f in status.json()["foreign_leftovers"]}
+    assert ("bookmark", cursor, None) in leftovers, leftovers
+    assert ("hold", last, "zrepl_last_received_J_push_to_backup") in leftovers, leftovers
     steady = s.dry_run()
     assert (steady.code, steady.kinds(), steady.conflicts()) == (0, [], []), steady.stdout

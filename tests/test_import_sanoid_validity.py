@@ -1,8 +1,6 @@
-"""`reconcile import sanoid` checks that need the retention extensions (`match` on grid and
-lastN rules), which arrive when the branches merge: until then the models refuse `match`, the
-CLI reports the converted manifests as an internal error, and these tests fail. Everything
-else about the converter is tested in tests/test_import_sanoid.py and
-tests/test_import_sanoid_hostile.py, which pass on this branch.
+"""`reconcile import sanoid`: every converted fixture and hostile case is a valid manifest set
+(the converted retention uses `match` on grid and lastN rules). The rest of the converter is
+tested in tests/test_import_sanoid.py and tests/test_import_sanoid_hostile.py.
 """
 
 from __future__ import annotations
