@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reconciler.cli import Console, main
 from reconciler.migrate import sanoid
@@ -89,13 +88,3 @@ def from_cli(name: str) -> Outcome:
     lines = err.splitlines(keepends=True)
     findings = "".join(line for line in lines if not line.startswith("converted "))
     return Outcome(out, findings, code)
-
-
-def without_match(value: Any) -> Any:
-    """The documents with every retention rule's `match` removed (the models on this branch
-    do not have it yet: docs/migrating-sanoid.md)."""
-    if isinstance(value, dict):
-        return {k: without_match(v) for k, v in value.items() if k != "match"}
-    if isinstance(value, list | tuple):
-        return [without_match(v) for v in value]
-    return value

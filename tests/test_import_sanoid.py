@@ -1,10 +1,7 @@
 """`reconcile import sanoid`: goldens, the mapping's rules, and the CLI around the converter.
 
-The goldens (tests/sanoid_import_cases.py) are compared with the converter's output here; the
-same goldens are compared with the CLI's output in tests/test_import_sanoid_after_merge.py for
-the fixtures whose retention uses `match`, which the models accept only once the retention
-extensions are merged. Here the CLI is driven for the fixtures without `match`, and every
-conversion must load once `match` is removed.
+The goldens (tests/sanoid_import_cases.py) are compared with the converter's output here and
+with the CLI's output in tests/test_import_sanoid_validity.py, which also loads each result.
 """
 
 from __future__ import annotations
@@ -31,10 +28,7 @@ from tests.sanoid_import_cases import (
     from_cli,
     golden,
     run_cli,
-    without_match,
 )
-
-WITHOUT_MATCH = [name for name in CASES if "match:" not in expected_from_converter(name).manifests]
 
 
 def test_there_are_enough_fixtures() -> None:
@@ -55,20 +49,15 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_conversion_loads_once_match_is_removed(name: str) -> None:
+def test_conversion_loads(name: str) -> None:
     conversion = convert_case(name)
-    stripped = [without_match(document) for document in conversion.documents]
-    parse_manifests([("<converted>", render_documents(stripped, name))])
+    parse_manifests([("<converted>", render_documents(conversion.documents, name))])
 
 
-@pytest.mark.parametrize("name", WITHOUT_MATCH)
+@pytest.mark.parametrize("name", CASES)
 def test_cli_prints_the_golden(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT.parent)
     assert from_cli(name) == golden(name)
-
-
-def test_some_fixtures_go_through_the_cli_already() -> None:
-    assert "autoprune_off" in WITHOUT_MATCH
 
 
 # --- the mapping --------------------------------------------------------------------------------

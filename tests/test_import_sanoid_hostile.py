@@ -1,8 +1,7 @@
 """`reconcile import sanoid` with hostile input: one clear line or findings, a defined exit
 code, never a traceback, never a hang; and a hypothesis test that mutates the fixtures and
 checks that the converter raises nothing but `ImportInputError` and that what it produces
-loads (with `match` removed until the retention extensions are merged:
-tests/test_import_sanoid_after_merge.py checks the same with `match` kept).
+loads.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from reconciler.manifest.loader import parse_manifests
 from reconciler.migrate import sanoid
 from reconciler.migrate.report import Conversion, ImportInputError, render_documents
-from tests.sanoid_import_cases import CASES, arguments, fixture, run_cli, without_match
+from tests.sanoid_import_cases import CASES, arguments, fixture, run_cli
 
 
 def _run(tmp_path: Path, content: str | bytes, *extra: str) -> tuple[int, str, str, float]:
@@ -73,8 +72,7 @@ def test_odd_configurations_convert_or_say_why(case: str) -> None:
     start = time.monotonic()
     conversion = sanoid.convert("s.conf", CONVERTED_WITH_FINDINGS[case], timezone="UTC")
     assert conversion.findings
-    stripped = [without_match(document) for document in conversion.documents]
-    parse_manifests([("<converted>", render_documents(stripped, "s.conf"))])
+    parse_manifests([("<converted>", render_documents(conversion.documents, "s.conf"))])
     assert time.monotonic() - start < 20
 
 
@@ -161,5 +159,4 @@ def test_mutated_fixture_raises_only_input_errors_and_loads(
     except ImportInputError as error:
         assert "\n" not in str(error)
         return
-    stripped = [without_match(document) for document in conversion.documents]
-    parse_manifests([("<converted>", render_documents(stripped, "m.conf"))])
+    parse_manifests([("<converted>", render_documents(conversion.documents, "m.conf"))])
