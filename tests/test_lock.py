@@ -182,6 +182,25 @@ def test_a_second_lock_is_refused_at_once_and_told_who_holds_it(tmp_path: Path) 
     assert "pid 4242 on ctl1, since 2026-11-26T08:30:00Z, manifests: /etc/zr" in str(held)
 
 
+def test_a_refused_process_reads_a_record_written_just_after_the_lock_was_taken(
+    tmp_path: Path,
+) -> None:
+    """The holder writes its record right after taking the lock; a process refused in between
+    reads it again (it once said "holder unknown" in a platform test under load)."""
+    path = tmp_path / lock_file_name("local")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        path.write_bytes(ME.encode())  # the holder's write lands during the first pause
+
+    with acquire_locks(["local"], tmp_path, 0, holder=ME):
+        path.write_bytes(b"")  # as between taking the lock and writing the record
+        with pytest.raises(LockHeld) as caught:
+            acquire_locks(["local"], tmp_path, 0, sleep=sleep)
+    assert caught.value.holder == ME and sleeps == [0.02]
+
+
 def test_a_waiting_lock_gives_up_exactly_at_the_deadline(tmp_path: Path) -> None:
     fake = FakeTime()
     with acquire_locks(["local"], tmp_path, 0, holder=ME), pytest.raises(LockHeld) as caught:

@@ -36,6 +36,8 @@ from reconciler.manifest.models import Host, Transport
 LOCK_DIR_ENV = "ZFS_RECONCILER_LOCK_DIR"
 SYSTEM_LOCK_DIR = Path("/run/zfs-reconciler")
 POLL_SECONDS = 0.2
+HOLDER_READS = 5  # reads of a holder record that cannot be decoded yet (`_holder`)
+HOLDER_RETRY_SECONDS = 0.02
 _RECORD_LIMIT = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -268,8 +270,8 @@ def _acquire(key: str, lock_dir: Path, record: bytes, timing: _Timing) -> HostLo
     fd = _open(path)
     try:
         _wait_for(fd, key, path, timing)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record, 0)
+        os.pwrite(fd, record, 0)  # then cut what an older, longer record left after it:
+        os.ftruncate(fd, len(record))  # the file is never empty while the lock is held
     except BaseException:
         os.close(fd)
         raise
@@ -283,13 +285,24 @@ def _wait_for(fd: int, key: str, path: Path, timing: _Timing) -> None:
     while not _try_lock(fd):
         remaining = timing.deadline - timing.clock()
         if remaining <= 0 or not told:
-            holder = Holder.decode(os.pread(fd, _RECORD_LIMIT, 0))
+            holder = _holder(fd, timing)
             held = LockHeld(key, path, holder, waited=timing.clock() - timing.started)
             if remaining <= 0:
                 raise held
             timing.on_wait(held)
             told = True
         timing.sleep(min(POLL_SECONDS, remaining))
+
+
+def _holder(fd: int, timing: _Timing) -> Holder | None:
+    """The holder's record; read again a few times when it cannot be decoded, since the holder
+    writes it just after taking the lock (a refused process may look in between)."""
+    for _ in range(HOLDER_READS - 1):
+        holder = Holder.decode(os.pread(fd, _RECORD_LIMIT, 0))
+        if holder is not None:
+            return holder
+        timing.sleep(HOLDER_RETRY_SECONDS)
+    return Holder.decode(os.pread(fd, _RECORD_LIMIT, 0))
 
 
 def _open(path: Path) -> int:
