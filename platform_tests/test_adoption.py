@@ -211,7 +211,10 @@ def test_reconcile_import_zrepl_continues_zrepls_replication_and_resends_nothing
     now_received = {v.name: (v.guid, v.createtxg) for v in s.versions("dst", target)}
     assert {name: now_received.get(name) for name in received} == received  # not resent
     assert s.snapshots("src", data) == [*ZREPL[2:], "zrepl_20261126T000000Z"]
-    assert s.same_data(f"{data}@zrepl_20261126T000000Z")
+    source, received_copy = s.fingerprints(
+        f"{data}@zrepl_20261126T000000Z", f"{target}@zrepl_20261126T000000Z"
+    )
+    assert source == received_copy
 
     status = s.reconcile("status")
     leftovers = {(f["kind"], f["name"], f.get("tag")) for f in status.json()["foreign_leftovers"]}
