@@ -8,7 +8,9 @@ the CLI; exported as JSON Schema by `reconciler.manifest.schema`.
 
 Documents are shaped like Kubernetes objects (`apiVersion`, `kind`, `metadata`, `spec`) so that
 the same YAML can later be served as custom resources. This module imports nothing from
-`reconciler.core`: checks that need the filesystem filters live in `validate.py`.
+`reconciler.core`: checks that need the filesystem filters live in `validate.py`. The models of
+snapshot hooks and adoption (`hook_models.py`) and of retention rules (`retention_models.py`)
+live in modules of their own and are read from here too.
 """
 
 from __future__ import annotations
@@ -20,29 +22,18 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
     Field,
-    SerializerFunctionWrapHandler,
-    Tag,
     ValidationInfo,
     field_validator,
-    model_serializer,
-    model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from reconciler.manifest.errors import SourceLocation
 from reconciler.manifest.fields import (
     PROPERTY_MAP_SCHEMA,
-    Count,
     CronText,
     Duration,
     FilesystemName,
     Flag,
-    GridText,
     Label,
     NonEmpty,
     Port,
@@ -50,16 +41,49 @@ from reconciler.manifest.fields import (
     PropertyName,
     Regex,
     SSHOption,
-    describe,
     invalid,
 )
-from reconciler.manifest.limits import MAX_TARGETS
-from reconciler.manifest.name_schemes import (
-    MAX_LAYOUT_LENGTH,
-    LayoutError,
-    compile_layout,
-    load_zone,
+from reconciler.manifest.hook_models import (
+    MAX_ADOPT,
+    MAX_HOOK_ARGS,
+    MAX_HOOK_TIMEOUT,
+    MAX_HOOKS,
+    AdoptFormat,
+    AdoptSpec,
+    HookFailure,
+    HookPhase,
+    HookSpec,
 )
+from reconciler.manifest.limits import MAX_TARGETS
+from reconciler.manifest.model_base import Model
+from reconciler.manifest.retention_models import (
+    MAX_RETENTION_RULES,
+    RULE_TAGS,
+    GridRule,
+    LastNRule,
+    RegexRule,
+    RetentionSpec,
+    Rule,
+)
+
+__all__ = [  # the models of hook_models.py and retention_models.py are read from here too
+    "MAX_ADOPT",
+    "MAX_HOOKS",
+    "MAX_HOOK_ARGS",
+    "MAX_HOOK_TIMEOUT",
+    "MAX_RETENTION_RULES",
+    "RULE_TAGS",
+    "AdoptFormat",
+    "AdoptSpec",
+    "GridRule",
+    "HookFailure",
+    "HookPhase",
+    "HookSpec",
+    "LastNRule",
+    "RegexRule",
+    "RetentionSpec",
+    "Rule",
+]
 
 API_VERSION = "zfs-reconciler.dev/v1alpha1"
 MAX_COMMAND_TIMEOUT = 86400  # a Host's commandTimeout, at most 1d
@@ -81,18 +105,6 @@ class InitialReplication(StrEnum):
     MOST_RECENT = "mostRecent"
     ALL = "all"
     FAIL = "fail"
-
-
-class Model(BaseModel):
-    """Base of every manifest model: camelCase aliases, unknown fields forbidden, frozen."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        alias_generator=to_camel,
-        use_attribute_docstrings=True,
-    )
 
 
 CONFIRM_DESTROY = "zfs-reconciler.dev/confirm-destroy"
@@ -185,129 +197,6 @@ class SourceSpec(Model):
     """Filter: `"tank/home<": true` selects it and all below, false excludes; most specific wins."""
 
 
-class HookPhase(StrEnum):
-    PRE = "pre"
-    POST = "post"
-
-
-class HookFailure(StrEnum):
-    SKIP = "skip"
-    SNAPSHOT = "snapshot"
-
-
-MAX_HOOKS = 16
-MAX_HOOK_ARGS = 256
-MAX_HOOK_TIMEOUT = 3600
-
-
-class HookSpec(Model):
-    """A command run on the source host before (`pre`) or after (`post`) the policy's snapshot;
-    docs/hooks.md."""
-
-    when: HookPhase
-    """`pre`: before the snapshot; `post`: after it (also after one that failed or was skipped)."""
-    command: list[NonEmpty] = Field(min_length=1, max_length=MAX_HOOK_ARGS)
-    """The argv, run without a shell (over ssh, each argument quoted as zfs's are)."""
-    timeout: Duration = 30
-    """Stopped (and failed) when it runs longer than this; at most 1h."""
-    on_failure: HookFailure | None = Field(default=None, validate_default=True)
-    """Pre hooks: `skip` the snapshot (the default) or take the `snapshot` anyway."""
-
-    @field_validator("command")
-    @classmethod
-    def _runnable(cls, command: list[str]) -> list[str]:
-        program = command[0]
-        if "=" in program or program.startswith("-") or "\n" in "".join(command):
-            raise invalid(
-                "hook_command",
-                "a hook's program (its first word) may not start with '-' or contain '=', "
-                "and no word may contain a newline",
-            )
-        return command
-
-    @field_validator("timeout")
-    @classmethod
-    def _bounded(cls, timeout: int) -> int:
-        if timeout > MAX_HOOK_TIMEOUT:
-            raise invalid("hook_timeout", "a hook's timeout is at most 1h")
-        return timeout
-
-    @field_validator("on_failure")
-    @classmethod
-    def _pre_only(cls, on_failure: HookFailure | None, info: ValidationInfo) -> HookFailure | None:
-        when = info.data.get("when")
-        if when is HookPhase.POST and on_failure is not None:
-            raise invalid(
-                "hook_on_failure",
-                "onFailure applies to pre hooks only: a post hook runs after the snapshot",
-            )
-        if when is HookPhase.PRE and on_failure is None:
-            return HookFailure.SKIP
-        return on_failure
-
-
-class AdoptFormat(StrEnum):
-    DENSE = "dense"
-    HUMAN = "human"
-    ISO_8601 = "iso-8601"
-    UNIX_SECONDS = "unix-seconds"
-    SANOID = "sanoid"
-
-
-MAX_ADOPT = 16
-_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2}")
-_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_.: -]*")
-
-
-class AdoptSpec(Model):
-    """Snapshots named by another tool's scheme that the policy owns (docs/migrating.md)."""
-
-    prefix: Prefix
-    """The other tool's prefix, e.g. `zrepl_` or `autosnap_`."""
-    format: AdoptFormat | None = None
-    """zrepl's `dense`, `human`, `iso-8601`, `unix-seconds`, or `sanoid`
-    (`YYYY-MM-DD_HH:MM:SS_<period>`). Exclusive with layout."""
-    layout: str | None = Field(default=None, min_length=1, max_length=MAX_LAYOUT_LENGTH)
-    """A Go time layout as zrepl's `timestamp_format` takes it, e.g. `2006-01-02_15:04`."""
-    timezone: str = "UTC"
-    """The zone the names were written in when they carry no offset (IANA name, e.g.
-    `Europe/Berlin`); zrepl's `timestamp_location`; sanoid writes the host's local time."""
-
-    @field_validator("layout")
-    @classmethod
-    def _readable(cls, layout: str | None) -> str | None:
-        if layout is None:
-            return None
-        if _NAME_CHARACTERS.fullmatch(layout) is None:
-            raise invalid(
-                "adopt_layout",
-                "a layout may hold only the characters of snapshot names "
-                "(A-Z a-z 0-9 _ . : - and space)",
-            )
-        try:
-            compile_layout(layout)
-        except LayoutError as error:
-            raise invalid("adopt_layout", str(error)) from None
-        return layout
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, key: str) -> str:
-        if key == "Local":
-            raise invalid(
-                "adopt_timezone", "name the zone (e.g. Europe/Berlin): Local differs by host"
-            )
-        if _ZONE_KEY.fullmatch(key) is None or load_zone(key) is None:
-            raise invalid("adopt_timezone", f"unknown time zone {key!r} (an IANA name such as UTC)")
-        return key
-
-    @model_validator(mode="after")
-    def _one_way(self) -> AdoptSpec:
-        if (self.format is None) == (self.layout is None):
-            raise invalid("adopt_scheme", "an adopt entry takes exactly one of format and layout")
-        return self
-
-
 class SnapshotsSpec(Model):
     prefix: Prefix
     """The managed namespace: snapshots are named `<prefix>YYYYMMDDTHHMMSSZ` (UTC)."""
@@ -332,115 +221,6 @@ class SnapshotsSpec(Model):
 
 
 # --- Policy: retention ------------------------------------------------------------------------
-
-
-class _RuleModel(Model):
-    """Base of the rule models: a dump leaves out `match` and `negate` at their defaults, so
-    that the spec digest (`confirm.py`) of a rule written without them does not change."""
-
-    @model_serializer(mode="wrap")
-    def _without_default_filters(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            if data.get("match", "") is None:
-                del data["match"]
-            if data.get("negate") is False:
-                del data["negate"]
-        return data
-
-
-class GridRule(_RuleModel):
-    grid: GridText
-    """Keep snapshots by age buckets (zrepl grid), e.g. `1x1h(keep=all) | 24x1h | 14x1d`."""
-    match: Regex | None = None
-    """Only the managed snapshots whose name matches (RE2, anywhere in the name) are seen by
-    this rule; "now" is the youngest of them (zrepl's grid `regex`). Absent: all of them."""
-
-
-class LastNRule(_RuleModel):
-    last_n: Count
-    """Keep the newest N managed snapshots."""
-    match: Regex | None = None
-    """Only the managed snapshots whose name matches (RE2, anywhere in the name) are counted:
-    the N newest of them are kept (zrepl's last_n `regex`). Absent: all of them."""
-
-
-class RegexRule(_RuleModel):
-    regex: Regex
-    """Keep managed snapshots whose full name matches (RE2, anywhere in the name)."""
-    negate: Flag = False
-    """Keep the managed snapshots whose name does NOT match instead (zrepl's `negate`)."""
-
-
-_RULE_KEYS = {"grid": "GridRule", "lastN": "LastNRule", "regex": "RegexRule"}
-RULE_TAGS = frozenset(_RULE_KEYS.values())
-"""Union tags that pydantic puts in error locations; the loader leaves them out of paths."""
-
-
-def _rule_tag(value: Any) -> str | None:
-    if isinstance(value, GridRule | LastNRule | RegexRule):
-        return type(value).__name__
-    if isinstance(value, dict):
-        tags = {_RULE_KEYS[key] for key in value if key in _RULE_KEYS}
-        return tags.pop() if len(tags) == 1 else None
-    return None
-
-
-def _check_rule_shape(value: Any) -> Any:
-    """A rule is exactly one of grid, lastN, regex; say so before the union is tried.
-
-    `match` filters grid and lastN rules, `negate` inverts regex rules: either one on the
-    other kinds is refused here with a sentence, not as an unknown field."""
-    if isinstance(value, GridRule | LastNRule | RegexRule):
-        return value
-    if not isinstance(value, dict):
-        raise invalid(
-            "rule_type",
-            f"a retention rule is a mapping with grid, lastN or regex, not {describe(value)}",
-        )
-    keys = [key for key in _RULE_KEYS if key in value]
-    if not keys:
-        raise invalid("rule_missing", "a retention rule needs exactly one of grid, lastN, regex")
-    if len(keys) > 1:
-        raise invalid(
-            "rule_ambiguous",
-            f"a retention rule takes exactly one of grid, lastN, regex; got {' and '.join(keys)} "
-            "(write each as its own list item)",
-        )
-    if keys == ["regex"] and "match" in value:
-        raise invalid(
-            "rule_match",
-            "match filters grid and lastN rules only; a regex rule is its own filter "
-            "(write one regex that selects what to keep)",
-        )
-    if keys != ["regex"] and "negate" in value:
-        raise invalid(
-            "rule_negate",
-            f"negate applies to regex rules only, not to a {keys[0]} rule "
-            "(use match to choose which snapshots it sees)",
-        )
-    return value
-
-
-Rule = Annotated[
-    Annotated[GridRule, Tag("GridRule")]
-    | Annotated[LastNRule, Tag("LastNRule")]
-    | Annotated[RegexRule, Tag("RegexRule")],
-    Discriminator(_rule_tag),
-    BeforeValidator(_check_rule_shape),
-]
-"""One retention rule: `{grid: ..., match: ...}`, `{lastN: N, match: ...}` or
-`{regex: ..., negate: ...}` (`match` and `negate` optional)."""
-
-
-MAX_RETENTION_RULES = 255
-"""Rules in one `keep` list at most (the core marks snapshots with one byte per rule)."""
-
-
-class RetentionSpec(Model):
-    keep: list[Rule] = Field(min_length=1, max_length=MAX_RETENTION_RULES)
-    """A snapshot is kept if any rule keeps it; rules see managed snapshots only."""
-
 
 # --- Policy: replication ----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from reconciler.migrate.zrepl_read import Node, ZreplFile, read_zrepl, unread_fi
 from reconciler.migrate.zrepl_settle import settle
 
 JOB_TYPES = ("push", "pull", "sink", "source", "snap")
-MAX_JOBS = 200  # a real zrepl.yml has a handful; bounds pairing and validation (O(n²))
+MAX_JOBS = 200  # a real zrepl.yml has a handful; bounds the pairing of jobs (each with each)
 MAX_FILES = 16
 _GLOBAL = {
     "logging": "the reconciler logs to stderr (--log-level, --log-format: docs/logging.md)",
