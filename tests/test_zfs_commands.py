@@ -296,9 +296,10 @@ def test_single_verbs() -> None:
 
 
 def test_create_get_set() -> None:
-    assert commands.create("back/a/b", parents=True) == ("create", "-p", "back/a/b")
+    assert commands.create("back/a/b", parents=True) == ("create", "-u", "-p", "back/a/b")
     assert commands.create("back/a", parents=False, properties={"canmount": "off"}) == (
         "create",
+        "-u",
         "-o",
         "canmount=off",
         "back/a",

@@ -11,6 +11,7 @@ results and maps outcomes to exit codes (product.md §3).
                     [--max-destroy N|N%] [--lock-dir PATH] [--audit-log PATH]
                     [--listen HOST:PORT [--listen-public]]
     reconcile schema
+    reconcile permissions [-f PATH]... [--policy NAME]... [--output text|json] [--user NAME]
     reconcile import zrepl PATH [--out DIR]
     reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--out DIR]
 
@@ -59,7 +60,7 @@ __all__ = [
     "main",
 ]
 
-SUBCOMMANDS = ("validate", "schema", "status", "watch", "import")
+SUBCOMMANDS = ("validate", "schema", "status", "watch", "import", "permissions")
 
 
 def main(
@@ -120,6 +121,10 @@ def main(
         return EXIT_ERROR
     if command == "status":
         return _status(options, manifests, console, services)
+    if command == "permissions":  # touches no host: the zfs allow lines of the policies
+        from reconciler.cli.permissions import run_permissions
+
+        return run_permissions(options, manifests, console)
     if options.dry_run:
         return _dry_run(options, manifests, console, services)
     return _locked_pass(options, manifests, console, services)

@@ -37,7 +37,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
-        epilog="subcommands: watch, status, validate, schema, import "
+        epilog="subcommands: watch, status, validate, schema, import, permissions "
         "(run 'reconcile SUBCOMMAND --help')"
         if command == "pass"
         else None,
@@ -60,6 +60,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         help="manifest file or directory (repeatable; default ./manifests)",
     )
     if command == "validate":
+        return parser
+    if command == "permissions":
+        from reconciler.cli.permissions import permissions_options
+
+        permissions_options(parser)
         return parser
     if command == "watch":
         _watch_options(parser)

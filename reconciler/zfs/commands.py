@@ -253,8 +253,12 @@ def rollback(full_snapshot: str, destroy_newer: bool) -> tuple[str, ...]:
 def create(
     filesystem: str, parents: bool, properties: Mapping[str, str] | None = None
 ) -> tuple[str, ...]:
-    """`zfs create [-p] [-o P=V]... filesystem`."""
-    argv: list[str] = ["create"]
+    """`zfs create -u [-p] [-o P=V]... filesystem`. `-u` (OpenZFS >= 2.1): the new filesystem
+    is not mounted, as a receive (`-u`) leaves its filesystems; a user with delegated
+    permissions cannot mount on Linux, and without `-u` zfs creates the filesystem but exits 1
+    ("may only be mounted by root"). With `-p`, zfs still mounts the missing ancestors it
+    creates (2.3.2): docs/security.md says how a non-root target avoids that."""
+    argv: list[str] = ["create", "-u"]
     if parents:
         argv.append("-p")
     for name, value in (properties or {}).items():
