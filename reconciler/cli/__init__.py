@@ -12,8 +12,10 @@ results and maps outcomes to exit codes (product.md §3).
                     [--listen HOST:PORT [--listen-public]]
     reconcile schema
     reconcile permissions [-f PATH]... [--policy NAME]... [--output text|json] [--user NAME]
-    reconcile import zrepl PATH [--out DIR]
-    reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--out DIR]
+    reconcile import zrepl PATH... [--timezone ZONE] [--out DIR]
+    reconcile import sanoid PATH [--syncoid 'COMMAND LINE']... [--timezone ZONE] [--prefix P]
+                                 [--out DIR]
+    reconcile serve --root DATASET... [--allow-rollback] [--append-only] [--log PATH] [--zfs PATH]
 
 A pass that applies takes the lock of every host its policies touch before it observes them, and
 keeps it to the end (guarantee 8, `apply/lock.py`); `--dry-run`, `status`, `validate` and
@@ -60,7 +62,7 @@ __all__ = [
     "main",
 ]
 
-SUBCOMMANDS = ("validate", "schema", "status", "watch", "import", "permissions")
+SUBCOMMANDS = ("validate", "schema", "status", "watch", "import", "permissions", "serve")
 
 
 def main(
@@ -79,6 +81,11 @@ def main(
         from reconciler.cli.options import _Parser
 
         return run_import(import_parser(_Parser).parse_args(args), console)
+    if command == "serve":  # the forced command of a confined target (docs/security-serve.md)
+        from reconciler.cli.options import _Parser
+        from reconciler.cli.serve import run_serve
+
+        return run_serve(args, console, _Parser)
     parser = _parser(command)
     options = parser.parse_args(args)
     if command == "pass" and options.detailed_exitcode and not options.dry_run:

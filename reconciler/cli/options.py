@@ -37,7 +37,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Declarative ZFS snapshots, retention and replication.",
-        epilog="subcommands: watch, status, validate, schema, import, permissions "
+        epilog="subcommands: watch, status, validate, schema, import, permissions, serve "
         "(run 'reconcile SUBCOMMAND --help')"
         if command == "pass"
         else None,
