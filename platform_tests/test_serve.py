@@ -24,6 +24,7 @@ import pytest
 from platform_tests.conftest import Roots
 from platform_tests.harness.vm import Guest
 from platform_tests.scenario import REPO, Scenario, ssh_host_document
+from reconciler.zfs.runner import SshRunner
 
 AUTHORIZED = "/run/zr/ssh/id_ed25519.pub"  # the guest sshd's AuthorizedKeysFile
 SOURCE_HOST = {
@@ -80,7 +81,8 @@ def s(guest: Guest, roots: Roots, tmp_path: Path, confined: Confined) -> Iterato
     scenario = Scenario(guest, roots.src, roots.dst, tmp_path)
     target = ssh_host_document("dst", guest.ssh_destination(), ["zfs"])
     target["spec"]["ssh"]["identityFile"] = str(confined.key)
-    target["spec"]["ssh"]["options"] = confined.options()
+    # the guest's own options only: no ControlPath=none. Sessions are per key
+    # (`SshRunner._control_path`), so this Host never rides on the unconfined key's session.
     text = "---\n".join(json.dumps(d) + "\n" for d in (SOURCE_HOST, target))
     (scenario.directory / "manifests" / "hosts.yaml").write_text(text)
     yield scenario
@@ -121,6 +123,19 @@ def test_a_replication_converges_through_the_forced_command(
     data = f"{s.src}/data"
     s.create(data, nbytes=256 << 10)
     s.policy(_policy(data))
+    # a master session of the unconfined key to the same user@host:port, kept for 60 s: were
+    # sessions shared per destination, the passes below would run in it, past the forced
+    # command, and its log would miss them
+    destination = s.guest.ssh_destination()
+    unconfined = SshRunner(
+        "root-key",
+        destination.host,
+        port=destination.port,
+        user=destination.user,
+        identity_file=destination.identity_file,
+        options=tuple(destination.options),
+    )
+    assert unconfined.run(["zfs", "list", "-H", "-o", "name", s.dst]).returncode == 0
     for minutes in (0, 15, 30):
         s.at(minutes)
         outcome = s.reconcile()

@@ -154,3 +154,18 @@ def test_different_destinations_get_different_control_sockets(tmp_path: Path) ->
     path = [o for o in a if o.startswith("ControlPath=")]
     assert path and path != [o for o in b if o.startswith("ControlPath=")]
     assert len(path[0]) < 100  # unix socket paths are short
+
+
+def test_a_different_key_or_option_gets_its_own_control_socket(tmp_path: Path) -> None:
+    """A confined key (forced command) must never ride on another key's master session to the
+    same user@host:port."""
+
+    def control(runner: SshRunner) -> str:
+        return next(o for o in runner.ssh_argv() if o.startswith("ControlPath="))
+
+    plain = SshRunner("a", "h1", user="zr", control_dir=tmp_path)
+    confined = SshRunner("b", "h1", user="zr", identity_file="/k/serve", control_dir=tmp_path)
+    other = SshRunner("c", "h1", user="zr", options=("IdentitiesOnly=yes",), control_dir=tmp_path)
+    assert len({control(plain), control(confined), control(other)}) == 3
+    again = SshRunner("d", "h1", user="zr", identity_file="/k/serve", control_dir=tmp_path)
+    assert control(again) == control(confined)  # one session per way of logging in

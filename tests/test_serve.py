@@ -131,25 +131,26 @@ ATTACKS: list[tuple[str, bytes, ServeRules]] = [
     ("receive -o sharenfs=on", b"zfs receive -s -u -o sharenfs=on vault/nas/x", RULES),
     ("receive -A with -F", b"zfs receive -A -F vault/nas/x", RULES),
     ("recv alias", b"zfs recv -s -u vault/nas/x", RULES),
-    ("dot-dot", b"zfs create -p vault/nas/../other", RULES),
+    ("dot-dot", b"zfs create -u -p vault/nas/../other", RULES),
     ("dot-dot at the end", b"zfs destroy vault/nas/..@a", RULES),
-    ("dot component", b"zfs create -p vault/nas/./x", RULES),
-    ("empty component", b"zfs create -p vault/nas//x", RULES),
-    ("trailing slash", b"zfs create -p vault/nas/", RULES),
-    ("prefix that is not a parent", b"zfs create -p vault/nas2", RULES),
+    ("dot component", b"zfs create -u -p vault/nas/./x", RULES),
+    ("empty component", b"zfs create -u -p vault/nas//x", RULES),
+    ("trailing slash", b"zfs create -u -p vault/nas/", RULES),
+    ("prefix that is not a parent", b"zfs create -u -p vault/nas2", RULES),
     ("space escapes the name", b"zfs destroy vault/nas@a vault/other@b", RULES),
     ("semicolon", b"zfs list -H -p vault/nas; zfs destroy -r vault", RULES),
-    ("semicolon in a quoted name", b"zfs create -p 'vault/nas/x;reboot'", RULES),
-    ("command substitution", b"zfs create -p 'vault/nas/$(reboot)'", RULES),
-    ("backticks", b"zfs create -p 'vault/nas/`reboot`'", RULES),
-    ("newline", b"zfs create -p 'vault/nas/x\nzfs destroy -r vault'", RULES),
-    ("tab", b"zfs create -p 'vault/nas/x\ty'", RULES),
+    ("semicolon in a quoted name", b"zfs create -u -p 'vault/nas/x;reboot'", RULES),
+    ("command substitution", b"zfs create -u -p 'vault/nas/$(reboot)'", RULES),
+    ("backticks", b"zfs create -u -p 'vault/nas/`reboot`'", RULES),
+    ("newline", b"zfs create -u -p 'vault/nas/x\nzfs destroy -r vault'", RULES),
+    ("tab", b"zfs create -u -p 'vault/nas/x\ty'", RULES),
     ("pipe", b"zfs list -H -p vault/nas | sh", RULES),
     ("redirection", b"zfs list -H -p vault/nas > /etc/passwd", RULES),
     ("name starting with -R", b"zfs destroy -Rf", RULES),
-    ("option-like dataset", b"zfs create -p -R", RULES),
-    ("create -o mountpoint", b"zfs create -p -o mountpoint=/etc vault/nas/x", RULES),
-    ("create outside the root", b"zfs create -p vault/other", RULES),
+    ("option-like dataset", b"zfs create -u -p -R", RULES),
+    ("create -o mountpoint", b"zfs create -u -p -o mountpoint=/etc vault/nas/x", RULES),
+    ("create outside the root", b"zfs create -u -p vault/other", RULES),
+    ("create that would mount", b"zfs create -p vault/nas/x", RULES),
     ("combined flags", b"zfs list -Hp vault/nas", RULES),
     ("listing everything", b"zfs list -H -p -o name -t filesystem", RULES),
     ("listing outside", b"zfs list -H -p -o name -r vault", RULES),
@@ -171,10 +172,10 @@ ATTACKS: list[tuple[str, bytes, ServeRules]] = [
     ("a shell", b"sh -c 'zfs destroy -r vault'", RULES),
     ("interactive", b"", RULES),
     ("zfs alone", b"zfs", RULES),
-    ("unbalanced quote", b"zfs create -p 'vault/nas/x", RULES),
+    ("unbalanced quote", b"zfs create -u -p 'vault/nas/x", RULES),
     ("huge command line", b"zfs holds -H -p " + b"vault/nas@a " * 20_000, RULES),
-    ("not UTF-8", b"zfs create -p vault/nas/\xff", RULES),
-    ("NUL byte", b"zfs create -p vault/nas/x\x00y", RULES),
+    ("not UTF-8", b"zfs create -u -p vault/nas/\xff", RULES),
+    ("NUL byte", b"zfs create -u -p vault/nas/x\x00y", RULES),
 ]
 
 
@@ -305,7 +306,7 @@ SHAPES: dict[str, tuple[list[list[str]], str]] = {
     "hold": ([], "TN+"),
     "release": ([], "TN+"),
     "receive": ([["-s"], ["-u"], ["-F"], ["-o", "canmount=noauto"], ["-x", "mountpoint"]], "N"),
-    "create": ([["-p"]], "N"),
+    "create": ([["-u"], ["-p"]], "N"),
     "destroy": ([], "N"),
     "rollback": ([["-r"]], "N"),
     "bookmark": ([], "NN"),
@@ -367,7 +368,7 @@ def test_the_grammar_builds_accepted_commands_too() -> None:
     """The property means something only if many of its commands are accepted."""
     accepted: list[tuple[str, ...]] = []
 
-    @settings(max_examples=500, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=1500, deadline=None, database=None, derandomize=True)
     @given(argv=hostile_commands())
     def collect(argv: list[str]) -> None:
         with contextlib.suppress(Refused):

@@ -300,7 +300,9 @@ def _receive(args: Sequence[str], rules: ServeRules) -> None:
 
 
 def _create(args: Sequence[str], rules: ServeRules) -> None:
-    _, operands = _parse(args, {"-p": None})
+    seen, operands = _parse(args, {"-p": None, "-u": None})
+    if "-u" not in seen:  # the reconciler never mounts what it creates (a target's parents)
+        raise Refused("a create must leave the filesystem unmounted (-u)")
     if len(operands) != 1:
         raise Refused("expected one filesystem")
     _filesystem(operands[0], rules)

@@ -245,7 +245,13 @@ class SshRunner:
         ]
 
     def _control_path(self) -> Path:
-        who = f"{self.user or ''}@{self.address}:{self.port}"
+        """One master connection per way of logging in, not per destination: the key and the
+        options are part of it. Two Hosts that reach one `user@host:port` with different keys
+        (one of them confined by a forced command, `reconcile serve`) must never share a
+        session, or the confined key's commands would run in the other key's session."""
+        who = "\0".join(
+            [self.user or "", self.address, str(self.port), self.identity_file or "", *self.options]
+        )
         digest = hashlib.sha256(who.encode()).hexdigest()[:16]
         return self.control_dir / digest
 
