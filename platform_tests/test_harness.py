@@ -177,7 +177,7 @@ def test_a_failed_boot_reports_the_serial_console() -> None:
     name = f"zr-pytest-bad-{os.getpid()}"
     try:
         with pytest.raises(HarnessError) as failure:
-            start_guest(name, ["mirror"], timeout=150)  # a reserved pool name
+            start_guest(name, ["mirror"], timeout=300)  # a reserved pool name (slow: a busy CPU)
     finally:
         shutil.rmtree(run_dir_of(name), ignore_errors=True)
     message = str(failure.value)

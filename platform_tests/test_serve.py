@@ -165,13 +165,13 @@ def test_a_compromised_source_with_the_key_cannot_change_the_target(
         f"zfs destroy -R {snapshot}",
         f"zfs rollback -r {snapshot}",
         f"zfs receive -s -u -F {target}",
-        "zfs create -p dst/escaped",
-        f"zfs create -p {s.dst}/../escaped",
+        "zfs create -u -p dst/escaped",
+        f"zfs create -u -p {s.dst}/../escaped",
         f"zfs destroy {s.dst}/..@x",
-        f"zfs create -p {s.dst}/a b",
-        f"zfs create -p '{s.dst}/x;zfs destroy -r dst'",
+        f"zfs create -u -p {s.dst}/a b",
+        f"zfs create -u -p '{s.dst}/x;zfs destroy -r dst'",
         f"zfs list -H -p {s.dst}; zfs destroy -r {s.dst}",
-        f"zfs create -p '{s.dst}/x\nzfs destroy -r dst'",  # a real newline
+        f"zfs create -u -p '{s.dst}/x\nzfs destroy -r dst'",  # a real newline
         f"zfs destroy -R {s.dst}",
         "zfs destroy -Rf dst",
         f"zfs set mountpoint=/etc {target}",
