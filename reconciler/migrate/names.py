@@ -8,6 +8,7 @@ Called by the converters in `reconciler.migrate`; they report a note when a name
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 LABEL_MAX = 63
@@ -27,11 +28,16 @@ class Names:
 
     def unique(self, kind: str, text: str) -> str:
         used = self.taken.setdefault(kind, set())
-        base = label(text, kind)
-        name, number = base, 1
-        while name in used:
-            number += 1
-            suffix = f"-{number}"
-            name = base[: LABEL_MAX - len(suffix)].rstrip("-") + suffix
+        name = unique(label(text, kind), used)
         used.add(name)
         return name
+
+
+def unique(name: str, taken: Collection[str]) -> str:
+    """`name`, or `name-2`, `name-3`... (cut to stay a label) when `taken` has it."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        suffix = f"-{number}"
+        candidate = name[: LABEL_MAX - len(suffix)].rstrip("-") + suffix
+    return candidate

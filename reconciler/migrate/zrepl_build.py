@@ -15,7 +15,8 @@ from pathlib import PurePath
 from typing import Any
 
 from reconciler.manifest.fields import FILESYSTEM_MAX, FILESYSTEM_PATTERN
-from reconciler.migrate.zrepl_connect import SERVE_FOR_CONNECT, Connect, Serve, label, read_serve
+from reconciler.migrate.names import label, unique
+from reconciler.migrate.zrepl_connect import SERVE_FOR_CONNECT, Connect, Serve, read_serve
 from reconciler.migrate.zrepl_read import Node, ZreplFile
 from reconciler.migrate.zrepl_settle import Made
 
@@ -111,15 +112,6 @@ class Build:
             names = ", ".join(repr(other.name) for other in found)
             connect.node.note(f"several {kind} jobs could be the other side ({names}): none chosen")
         return None
-
-
-def unique(name: str, taken: set[str] | dict[str, Any]) -> str:
-    candidate, number = name, 1
-    while candidate in taken:
-        number += 1
-        suffix = f"-{number}"
-        candidate = name[: 63 - len(suffix)].rstrip("-") + suffix
-    return candidate
 
 
 def target_root(passive: Job, identity: str | None) -> str | None:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.manifest.fields import LABEL_MAX, SSH_OPTION_PATTERN
+from reconciler.manifest.fields import SSH_OPTION_PATTERN
 from reconciler.migrate.zrepl_read import Node
 
 SERVE_FOR_CONNECT = {"ssh+stdinserver": "stdinserver", "local": "local", "tcp": "tcp", "tls": "tls"}
@@ -151,9 +151,3 @@ def read_serve(job: Node) -> Serve | None:
         node.drop(f"unknown transport {kind!r}", True)
         return None
     return Serve(node, kind, tuple(sorted(set(identities))), listener)
-
-
-def label(text: str, fallback: str) -> str:
-    """`text` as a DNS-1123 label (lowercase, runs of other characters as '-'), or `fallback`."""
-    name = _NOT_LABEL.sub("-", text.lower()).strip("-")[:LABEL_MAX].strip("-")
-    return name or fallback
